@@ -1,0 +1,63 @@
+# 卡盟 customer-service bot. `make demo` runs it; `make test` tests it. Everything else is a building block.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+RASA_VENV := .venv-rasa
+PY := $(VENV)/bin/python
+PIP_FLAGS ?= --disable-pip-version-check -q
+
+.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@py="$$(scripts/find-python.sh main)" && echo "main venv: $$py" && $$py -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	@touch $@
+
+$(RASA_VENV)/.installed: nlu/requirements-rasa.txt nlu/constraints-rasa.txt
+	@py="$$(scripts/find-python.sh rasa)" && echo "rasa venv: $$py" && $$py -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip wheel
+	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) -c nlu/constraints-rasa.txt -r nlu/requirements-rasa.txt
+	@touch $@
+
+venv: $(VENV)/.installed ## create the main venv (Python >= 3.11)
+
+venv-rasa: $(RASA_VENV)/.installed ## create Rasa's venv (Python 3.10)
+
+train: venv venv-rasa ## train the Rasa model (reuses the cached one when nlu/ is unchanged)
+	$(PY) scripts/train.py
+
+demo: venv venv-rasa ## the demo: sandbox + action server + Rasa + bot (terminal chat without TELEGRAM_BOT_TOKEN)
+	$(PY) scripts/stack.py demo
+
+up: venv venv-rasa ## the stack in the background, waiting on health checks; logs in var/log
+	$(PY) scripts/stack.py up
+
+down: ## stop what `make up` started
+	@test -x $(PY) && $(PY) scripts/stack.py down || true
+
+status: ## which processes answer their health checks
+	$(PY) scripts/stack.py status
+
+lint: venv ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+nlu-validate: venv-rasa ## rasa data validate
+	cd nlu && ../$(RASA_VENV)/bin/rasa data validate --fail-on-warnings
+
+test: venv venv-rasa ## the whole suite: lint, unit, integration (PostgreSQL, Redis) and end-to-end
+	$(MAKE) lint
+	$(PY) scripts/train.py
+	$(PY) -m pytest -q
+
+clean: down ## remove venvs, models and runtime files
+	rm -rf $(VENV) $(RASA_VENV) nlu/models var .mypy_cache .ruff_cache .pytest_cache
