@@ -1,0 +1,7 @@
+"""HTTP client of the Rasa server (REST channel)."""
+
+from integrations.rasa.client import RasaClient
+from integrations.rasa.errors import RasaBadResponse, RasaError, RasaUnavailable
+from integrations.rasa.models import BotButton, BotReply
+
+__all__ = ["BotButton", "BotReply", "RasaBadResponse", "RasaClient", "RasaError", "RasaUnavailable"]

@@ -1,0 +1,35 @@
+"""ORM models of the bot's own database. Every change here needs an Alembic revision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ChatMessage(Base):
+    """One message of a conversation, as the buyer sent it or as the bot answered."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    direction: Mapped[str] = mapped_column(String(8), nullable=False)  # "in" | "out"
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # text | callback | photo | …
+    text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    update_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    __table_args__ = (Index("ix_chat_messages_chat_created", "chat_id", "created_at"),)

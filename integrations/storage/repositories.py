@@ -1,0 +1,54 @@
+"""Repositories: the only code that writes SQL for the bot's tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from integrations.storage.models import ChatMessage
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedMessage:
+    chat_id: int
+    direction: str
+    kind: str
+    text: str
+    telegram_user_id: int | None = None
+    telegram_message_id: int | None = None
+    update_id: int | None = None
+    language: str | None = None
+
+
+class ConversationLog:
+    """Append-only log of every buyer and bot message."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def append(self, message: LoggedMessage) -> None:
+        async with self._sessions.begin() as session:
+            session.add(
+                ChatMessage(
+                    chat_id=message.chat_id,
+                    telegram_user_id=message.telegram_user_id,
+                    direction=message.direction,
+                    kind=message.kind,
+                    text=message.text,
+                    telegram_message_id=message.telegram_message_id,
+                    update_id=message.update_id,
+                    language=message.language,
+                )
+            )
+
+    async def transcript(self, chat_id: int, limit: int = 100) -> list[ChatMessage]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ChatMessage)
+                .where(ChatMessage.chat_id == chat_id)
+                .order_by(ChatMessage.id.desc())
+                .limit(limit)
+            )
+            return list(reversed(rows.all()))
