@@ -1,0 +1,1 @@
+"""Telegram side of the customer-service bot (aiogram 3)."""

@@ -1,0 +1,103 @@
+"""Composition root of the bot process: builds clients, storage and the dispatcher, then runs one mode."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
+
+from bot.app import BotServices, build_dispatcher, build_services
+from bot.config import BotMode, BotSettings, ConfigError, load_settings
+from bot.http import run_webhook, serve_health
+from bot.i18n import language_from_telegram
+from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
+from bot.middlewares import OutgoingLogMiddleware
+from bot.payloads import KeyValueStore, PayloadCodec
+from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession
+from integrations.rasa import RasaClient
+from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head
+from integrations.storage.repositories import ConversationLog
+
+log = logging.getLogger("bot")
+
+
+async def run(settings: BotSettings) -> None:
+    async with AsyncExitStack() as stack:
+        database_url = settings.database_url or default_database_url(Path(settings.var_dir))
+        await upgrade_to_head(database_url)
+        engine = make_engine(database_url)
+        stack.push_async_callback(engine.dispose)
+        conversation_log = ConversationLog(make_sessionmaker(engine))
+
+        storage: BaseStorage
+        kv: KeyValueStore
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url)
+            stack.push_async_callback(redis.aclose)
+            await redis.ping()
+            storage, kv = RedisStorage(redis), RedisKeyValueStore(redis)
+        else:
+            storage, kv = MemoryStorage(), MemoryKeyValueStore()
+
+        rasa = RasaClient(str(settings.rasa_url), timeout=settings.rasa_timeout_seconds)
+        stack.push_async_callback(rasa.aclose)
+        services = build_services(rasa, conversation_log, PayloadCodec(kv))
+        dispatcher = build_dispatcher(storage, services)
+        await _run_mode(settings, dispatcher, services, stack)
+
+
+async def _run_mode(
+    settings: BotSettings, dispatcher: Dispatcher, services: BotServices, stack: AsyncExitStack
+) -> None:
+    mode = settings.effective_mode
+    default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+    if mode is BotMode.TERMINAL:
+        session = TerminalSession()
+        session.middleware(OutgoingLogMiddleware(services.conversation_log))
+        bot = Bot(TERMINAL_TOKEN, session=session, default=default)
+        language = language_from_telegram(None)
+        await TerminalChat(dispatcher, bot, session, language).run()
+        return
+
+    assert settings.telegram_bot_token is not None  # guaranteed by BotSettings for these modes
+    api = TelegramAPIServer.from_base(str(settings.telegram_api_base))
+    http_session = AiohttpSession(api=api)
+    http_session.middleware(OutgoingLogMiddleware(services.conversation_log))
+    bot = Bot(settings.telegram_bot_token.get_secret_value(), session=http_session, default=default)
+    stack.push_async_callback(http_session.close)
+    if mode is BotMode.WEBHOOK:
+        await run_webhook(settings, dispatcher, bot)
+        return
+    health = await serve_health(settings.bot_http_host, settings.bot_http_port)
+    stack.push_async_callback(health.cleanup)
+    await bot.delete_webhook(drop_pending_updates=False)
+    log.info("polling %s", settings.telegram_api_base)
+    await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

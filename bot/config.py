@@ -1,0 +1,103 @@
+"""Typed, validated configuration of the bot process (environment variables and ``.env``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PUBLIC_TELEGRAM_API = "https://api.telegram.org"
+
+
+class BotMode(StrEnum):
+    POLLING = "polling"
+    WEBHOOK = "webhook"
+    TERMINAL = "terminal"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+class BotSettings(BaseSettings):
+    """Every setting of DESIGN.md that the bot reads. Unset optional ones use embedded defaults."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base: AnyHttpUrl = AnyHttpUrl(PUBLIC_TELEGRAM_API)
+    bot_mode: BotMode | None = None
+    webhook_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    agents_chat_id: int | None = None
+    platform_api_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+    platform_api_key: SecretStr = SecretStr("sandbox-key")
+    platform_webhook_secret: SecretStr | None = None
+    rasa_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:5005")
+    database_url: str | None = None
+    redis_url: str | None = None
+    bot_http_host: str = "127.0.0.1"
+    bot_http_port: int = Field(default=8080, ge=1, le=65535)
+    rasa_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    var_dir: str = "var"
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        left, sep, right = value.get_secret_value().partition(":")
+        if not sep or not left.isdigit() or not right:
+            raise ValueError("must look like 123456:ABC… (the token BotFather gave you)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _mode_requirements(self) -> Self:
+        mode = self.effective_mode
+        if mode in (BotMode.POLLING, BotMode.WEBHOOK) and self.telegram_bot_token is None:
+            raise ValueError(f"TELEGRAM_BOT_TOKEN is required when BOT_MODE={mode.value}")
+        if mode is BotMode.WEBHOOK and self.webhook_url is None:
+            raise ValueError("WEBHOOK_URL is required when BOT_MODE=webhook")
+        if mode is BotMode.WEBHOOK and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when BOT_MODE=webhook")
+        return self
+
+    @property
+    def effective_mode(self) -> BotMode:
+        """Explicit BOT_MODE, else polling with a token and the terminal chat without one."""
+        if self.bot_mode is not None:
+            return self.bot_mode
+        return BotMode.POLLING if self.telegram_bot_token is not None else BotMode.TERMINAL
+
+
+def load_settings() -> BotSettings:
+    """Read settings; raise ConfigError with one line naming the first bad variable."""
+    try:
+        return BotSettings()
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    location = [str(part) for part in first.get("loc", ())]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if location:
+        return f"config error: {location[0].upper()}: {message}"
+    return f"config error: {message}"

@@ -1,0 +1,1 @@
+"""aiogram routers: buyers (private chats); agents and merchants come with the handoff."""

@@ -1,0 +1,1 @@
+"""Services: the bot's use cases, free of Telegram types."""
