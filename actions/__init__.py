@@ -1,0 +1,1 @@
+"""Rasa custom actions (rasa_sdk). They call ``integrations``, never Telegram."""

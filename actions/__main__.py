@@ -1,0 +1,58 @@
+"""Composition root of the action server: one platform client, every action registered with it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, cast
+
+from integrations.platform.client import PlatformClient
+from rasa_sdk.endpoint import create_app
+from rasa_sdk.executor import ActionExecutor
+from sanic import Sanic
+
+from actions.base import ActionDeps
+from actions.config import ActionSettings, ConfigError, load_settings
+from actions.registry import build_actions
+
+log = logging.getLogger("actions")
+
+
+def build_app(settings: ActionSettings) -> Sanic[Any, Any]:
+    platform = PlatformClient(
+        str(settings.platform_api_url),
+        settings.platform_api_key.get_secret_value(),
+        timeout=settings.platform_timeout_seconds,
+    )
+    executor = ActionExecutor()
+    for action in build_actions(ActionDeps(platform=platform, timezone=settings.display_timezone)):
+        executor.register_action(action)
+    app = cast("Sanic[Any, Any]", create_app(executor))
+
+    async def close_clients(*_: object) -> None:
+        await platform.aclose()
+
+    app.register_listener(close_clients, "after_server_stop")
+    return app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    app = build_app(settings)
+    log.info("action server on %s:%s", settings.action_server_host, settings.action_server_port)
+    app.run(
+        host=settings.action_server_host,
+        port=settings.action_server_port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

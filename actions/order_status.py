@@ -1,0 +1,165 @@
+"""Order status: the order's state, its promised arrival time, how late it is and the refund guarantee."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import Events, PlatformAction, Turn
+from actions.context import Language
+from actions.texts import BUTTONS, clock, kind_label, message, minutes, state_label
+from integrations.platform.models import Order
+
+ORDER_ID = re.compile(r"^KM\d{11,14}$")
+UNDELIVERED = {"pending_payment", "paid", "processing"}
+
+
+def normalise_order_id(value: object) -> str | None:
+    """'km 2026 1127 001' → 'KM20261127001'; None when it cannot be an order number."""
+    if not isinstance(value, str):
+        return None
+    candidate = re.sub(r"[\s\-_#]", "", value).upper()
+    return candidate if ORDER_ID.match(candidate) else None
+
+
+def describe_order(order: Order, language: Language, timezone: str, now: datetime | None = None) -> str:
+    """The order in a few lines, with its real numbers."""
+    now = now or datetime.now(UTC)
+    zh = language == "zh"
+    lines = [
+        f"订单 {order.order_id}（{order.product.name}）"
+        if zh
+        else f"Order {order.order_id} ({order.product.name})",
+        ("状态：" if zh else "Status: ") + state_label(order.state, language),
+    ]
+    if order.state == "delivered" and order.delivered_at is not None:
+        lines.append(
+            ("到账时间：" if zh else "Delivered at: ") + clock(order.delivered_at, timezone, language)
+        )
+    elif order.state in UNDELIVERED and order.promised_by is not None:
+        lines.append(_promise_line(order, language, timezone, now))
+    elif order.state == "pending_payment":
+        lines.append("付款后开始处理。" if zh else "Processing starts once it is paid.")
+    lines.extend(_guarantee_lines(order, language, timezone))
+    if order.cancel is not None and order.state == "cancelled":
+        lines.append(_cancel_line(order, language, timezone))
+    return "\n".join(lines)
+
+
+def _promise_line(order: Order, language: Language, timezone: str, now: datetime) -> str:
+    assert order.promised_by is not None
+    promised = clock(order.promised_by, timezone, language)
+    kind = kind_label(order.product.kind, language)
+    if order.overdue_minutes > 0:
+        late = minutes(order.overdue_minutes, language)
+        if language == "zh":
+            return f"承诺到账：{promised} 前（{kind} {order.promised_minutes} 分钟内），已超时 {late}。"
+        return f"Promised by {promised} ({kind}: within {order.promised_minutes} min) - now {late} late."
+    left = max(0, int((order.promised_by - now).total_seconds() // 60))
+    if language == "zh":
+        return f"承诺到账：{promised} 前（{kind} {order.promised_minutes} 分钟内），还剩约 {left} 分钟。"
+    return f"Promised by {promised} ({kind}: within {order.promised_minutes} min), about {left} min left."
+
+
+def _guarantee_lines(order: Order, language: Language, timezone: str) -> list[str]:
+    guarantee = order.refund_guarantee
+    zh = language == "zh"
+    amount = f"¥{guarantee.refund_amount or order.amount}"
+    if guarantee.status == "issued":
+        when = clock(guarantee.refunded_at, timezone, language) if guarantee.refunded_at else ""
+        return [
+            f"超时全额退款 {amount} 已于 {when} 原路退回。"
+            if zh
+            else f"Full refund of {amount} issued {when}."
+        ]
+    if guarantee.status == "scheduled" or (guarantee.applies and order.overdue_minutes > 0):
+        eta = (
+            f"，预计 {clock(guarantee.refund_eta, timezone, language)} 前到账" if guarantee.refund_eta else ""
+        )
+        eta_en = (
+            f", expected by {clock(guarantee.refund_eta, timezone, language)}" if guarantee.refund_eta else ""
+        )
+        if zh:
+            return [
+                f"按全额退款保障，超时未到账将自动全额退款 {amount}{eta}，无需申请。您也可以继续等待到账。"
+            ]
+        return [
+            f"Under the full-refund guarantee, {amount} is refunded automatically{eta_en}; no request needed."
+        ]
+    return []
+
+
+def _cancel_line(order: Order, language: Language, timezone: str) -> str:
+    assert order.cancel is not None
+    until = order.cancel.restorable_until
+    if until is not None and until > datetime.now(UTC):
+        when = clock(until, timezone, language)
+        return (
+            f"如是误取消，{when} 前可以恢复订单。"
+            if language == "zh"
+            else f"Cancelled by mistake? Restorable until {when}."
+        )
+    return "该订单已过恢复期限。" if language == "zh" else "The restore window of this order has passed."
+
+
+def next_step_buttons(order: Order, language: Language) -> list[dict[str, str]]:
+    buttons = []
+    if order.state in UNDELIVERED:
+        buttons.append({"title": BUTTONS["arrival_time"][language], "payload": "/arrival_time"})
+        buttons.append({"title": BUTTONS["refund_guarantee"][language], "payload": "/refund_guarantee"})
+    buttons.append({"title": BUTTONS["human"][language], "payload": "/human_handoff"})
+    return buttons
+
+
+class ActionOrderStatus(PlatformAction):
+    def name(self) -> str:
+        return "action_order_status"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        assert turn.buyer_id is not None
+        order_id = normalise_order_id(tracker.get_slot("order_id"))
+        if order_id is None:
+            dispatcher.utter_message(text=message("ask_order_id", turn.language))
+            return [SlotSet("order_id", None)]
+        order = await self.deps.platform.get_order(turn.buyer_id, order_id)
+        dispatcher.utter_message(
+            text=describe_order(order, turn.language, self.deps.timezone),
+            buttons=next_step_buttons(order, turn.language),
+        )
+        # order_id is the form's question, asked afresh next time; current_order_id keeps the context
+        return [SlotSet("order_id", None), SlotSet("current_order_id", order.order_id)]
+
+
+class ActionAskOrderId(PlatformAction):
+    """Asked by the order form: the buyer's recent orders as buttons, or a plain question."""
+
+    def name(self) -> str:
+        return "action_ask_order_id"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        assert turn.buyer_id is not None
+        orders = await self.deps.platform.list_orders(turn.buyer_id, limit=5)
+        current = tracker.get_slot("current_order_id")
+        orders.sort(key=lambda order: order.order_id != current)  # the order in context first
+        if not orders:
+            dispatcher.utter_message(text=message("ask_order_id", turn.language))
+            return []
+        buttons = [
+            {
+                "title": f"{order.order_id} · {order.product.name} · {state_label(order.state, turn.language)}",
+                "payload": "/inform" + json.dumps({"order_id": order.order_id}, separators=(",", ":")),
+            }
+            for order in orders
+        ]
+        dispatcher.utter_message(text=message("ask_order_pick", turn.language), buttons=buttons)
+        return []
