@@ -1,0 +1,1 @@
+"""Adapters to everything outside our own code: the platform API, Rasa, storage."""

@@ -1,0 +1,77 @@
+"""Client of the marketplace platform API, its models, errors and webhook signing.
+
+>>> async with PlatformClient("http://127.0.0.1:8000", "sandbox-key") as platform:
+...     order = await platform.get_order("B1001", "KM20261127001")
+"""
+
+from integrations.platform.client import PlatformClient
+from integrations.platform.errors import (
+    InvalidInput,
+    InvalidToken,
+    NotAllowed,
+    NotFound,
+    NotLinked,
+    NotOwner,
+    PlatformError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+from integrations.platform.models import (
+    CANCEL_REASON_TAGS,
+    ESCALATION_STATES,
+    EVENT_TYPES,
+    ORDER_STATES,
+    PRODUCT_KINDS,
+    BuyerLink,
+    CancelInfo,
+    Escalation,
+    LinkToken,
+    Merchant,
+    MerchantRef,
+    MerchantScore,
+    Order,
+    PlatformEvent,
+    Product,
+    RechargeTarget,
+    RechargeTargetChange,
+    RefundGuarantee,
+    RefundRequest,
+    Sla,
+    WebhookSubscription,
+)
+
+__all__ = [
+    "CANCEL_REASON_TAGS",
+    "ESCALATION_STATES",
+    "EVENT_TYPES",
+    "ORDER_STATES",
+    "PRODUCT_KINDS",
+    "BuyerLink",
+    "CancelInfo",
+    "Escalation",
+    "InvalidInput",
+    "InvalidToken",
+    "LinkToken",
+    "Merchant",
+    "MerchantRef",
+    "MerchantScore",
+    "NotAllowed",
+    "NotFound",
+    "NotLinked",
+    "NotOwner",
+    "Order",
+    "PlatformClient",
+    "PlatformError",
+    "PlatformEvent",
+    "Product",
+    "RateLimited",
+    "RechargeTarget",
+    "RechargeTargetChange",
+    "RefundGuarantee",
+    "RefundRequest",
+    "Sla",
+    "Unauthorized",
+    "Unavailable",
+    "WebhookSubscription",
+]
