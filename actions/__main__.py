@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any, cast
 
-from integrations.platform.client import PlatformClient
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic
@@ -14,6 +14,9 @@ from sanic import Sanic
 from actions.base import ActionDeps
 from actions.config import ActionSettings, ConfigError, load_settings
 from actions.registry import build_actions
+from integrations.platform.client import PlatformClient
+from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head_sync
+from integrations.storage.repositories import CancellationOutcomes
 
 log = logging.getLogger("actions")
 
@@ -24,13 +27,19 @@ def build_app(settings: ActionSettings) -> Sanic[Any, Any]:
         settings.platform_api_key.get_secret_value(),
         timeout=settings.platform_timeout_seconds,
     )
+    database_url = settings.database_url or default_database_url(Path(settings.var_dir))
+    upgrade_to_head_sync(database_url)
+    engine = make_engine(database_url)
+    outcomes = CancellationOutcomes(make_sessionmaker(engine))
     executor = ActionExecutor()
-    for action in build_actions(ActionDeps(platform=platform, timezone=settings.display_timezone)):
+    deps = ActionDeps(platform=platform, outcomes=outcomes, timezone=settings.display_timezone)
+    for action in build_actions(deps):
         executor.register_action(action)
     app = cast("Sanic[Any, Any]", create_app(executor))
 
     async def close_clients(*_: object) -> None:
         await platform.aclose()
+        await engine.dispose()
 
     app.register_listener(close_clients, "after_server_stop")
     return app

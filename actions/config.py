@@ -19,6 +19,8 @@ class ActionSettings(BaseSettings):
     action_server_host: str = "127.0.0.1"
     action_server_port: int = Field(default=5055, ge=1, le=65535)
     display_timezone: str = "Asia/Shanghai"
+    database_url: str | None = None
+    var_dir: str = "var"
 
 
 def load_settings() -> ActionSettings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import Events, PlatformAction, Turn
+from actions.base import ActionDeps, Events, PlatformAction, Turn
 from actions.context import Language
 from actions.texts import BUTTONS, clock, kind_label, message, minutes, state_label
 from integrations.platform.models import Order
@@ -108,6 +109,20 @@ def _cancel_line(order: Order, language: Language, timezone: str) -> str:
     return "该订单已过恢复期限。" if language == "zh" else "The restore window of this order has passed."
 
 
+def promise_text(order: Order, language: Language, timezone: str) -> str:
+    """One sentence on when the order arrives (or arrived)."""
+    if order.state == "delivered" and order.delivered_at is not None:
+        when = clock(order.delivered_at, timezone, language)
+        return f"已于 {when} 到账。" if language == "zh" else f"Delivered at {when}."
+    if order.state in UNDELIVERED and order.promised_by is not None:
+        return _promise_line(order, language, timezone, datetime.now(UTC))
+    return ""
+
+
+def money(order: Order) -> str:
+    return f"¥{order.amount}" if order.currency == "CNY" else f"{order.amount} {order.currency}"
+
+
 def next_step_buttons(order: Order, language: Language) -> list[dict[str, str]]:
     buttons = []
     if order.state in UNDELIVERED:
@@ -124,12 +139,11 @@ class ActionOrderStatus(PlatformAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
-        assert turn.buyer_id is not None
         order_id = normalise_order_id(tracker.get_slot("order_id"))
         if order_id is None:
             dispatcher.utter_message(text=message("ask_order_id", turn.language))
             return [SlotSet("order_id", None)]
-        order = await self.deps.platform.get_order(turn.buyer_id, order_id)
+        order = await turn.order(order_id)
         dispatcher.utter_message(
             text=describe_order(order, turn.language, self.deps.timezone),
             buttons=next_step_buttons(order, turn.language),
@@ -138,19 +152,33 @@ class ActionOrderStatus(PlatformAction):
         return [SlotSet("order_id", None), SlotSet("current_order_id", order.order_id)]
 
 
+OrderFilter = Callable[[Order], bool]
+
+
+def _any_order(order: Order) -> bool:
+    return True
+
+
 class ActionAskOrderId(PlatformAction):
-    """Asked by the order form: the buyer's recent orders as buttons, or a plain question."""
+    """Asks which order a form is about: the buyer's recent matching orders as buttons, the one in context
+    first, or a plain question when there is none."""
+
+    def __init__(self, deps: ActionDeps, form: str | None = None, keep: OrderFilter = _any_order) -> None:
+        super().__init__(deps)
+        self._form = form
+        self._keep = keep
 
     def name(self) -> str:
-        return "action_ask_order_id"
+        return f"action_ask_{self._form}_order_id" if self._form else "action_ask_order_id"
 
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
-        assert turn.buyer_id is not None
-        orders = await self.deps.platform.list_orders(turn.buyer_id, limit=5)
+        orders = [
+            o for o in await self.deps.platform.list_orders(await turn.buyer_id(), limit=10) if self._keep(o)
+        ]
         current = tracker.get_slot("current_order_id")
-        orders.sort(key=lambda order: order.order_id != current)  # the order in context first
+        orders.sort(key=lambda order: order.order_id != current)
         if not orders:
             dispatcher.utter_message(text=message("ask_order_id", turn.language))
             return []
@@ -159,7 +187,7 @@ class ActionAskOrderId(PlatformAction):
                 "title": f"{order.order_id} · {order.product.name} · {state_label(order.state, turn.language)}",
                 "payload": "/inform" + json.dumps({"order_id": order.order_id}, separators=(",", ":")),
             }
-            for order in orders
+            for order in orders[:5]
         ]
         dispatcher.utter_message(text=message("ask_order_pick", turn.language), buttons=buttons)
         return []

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker, ValidationAction
+from rasa_sdk import Tracker, ValidationAction
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.context import language_of, message_metadata
+from actions.context import message_metadata
 from actions.order_status import normalise_order_id
-from actions.texts import message
 
 
 class ValidateSlotMappings(ValidationAction):  # type: ignore[misc]
@@ -30,16 +29,3 @@ class ValidateSlotMappings(ValidationAction):  # type: ignore[misc]
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:
         return {"order_id": normalise_order_id(value)}
-
-
-class ValidateOrderStatusForm(FormValidationAction):  # type: ignore[misc]
-    def name(self) -> str:
-        return "validate_order_status_form"
-
-    async def validate_order_id(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> dict[str, Any]:
-        order_id = normalise_order_id(value)
-        if order_id is None:
-            dispatcher.utter_message(text=message("bad_order_id", language_of(tracker), value=value))
-        return {"order_id": order_id}

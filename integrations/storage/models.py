@@ -33,3 +33,20 @@ class ChatMessage(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
     __table_args__ = (Index("ix_chat_messages_chat_created", "chat_id", "created_at"),)
+
+
+class CancellationOutcome(Base):
+    """What came of one cancellation request: saved (kept/fixed), cancelled with a tag, or escalated."""
+
+    __tablename__ = "cancellation_outcomes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    buyer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    order_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    reason_tag: Mapped[str] = mapped_column(String(32), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # saved | cancelled | escalated
+    detail: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    __table_args__ = (Index("ix_cancellation_outcomes_order", "order_id"),)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from integrations.storage.models import ChatMessage
+from integrations.storage.models import CancellationOutcome, ChatMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +52,42 @@ class ConversationLog:
                 .limit(limit)
             )
             return list(reversed(rows.all()))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    conversation_id: str
+    order_id: str
+    reason_tag: str
+    outcome: str  # saved | cancelled | escalated
+    detail: str = ""
+    buyer_id: str | None = None
+
+
+class CancellationOutcomes:
+    """Every cancellation request's outcome, for the 'fewer needless cancellations' numbers."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def record(self, outcome: Outcome) -> None:
+        async with self._sessions.begin() as session:
+            session.add(
+                CancellationOutcome(
+                    conversation_id=outcome.conversation_id,
+                    buyer_id=outcome.buyer_id,
+                    order_id=outcome.order_id,
+                    reason_tag=outcome.reason_tag,
+                    outcome=outcome.outcome,
+                    detail=outcome.detail,
+                )
+            )
+
+    async def for_order(self, order_id: str) -> list[CancellationOutcome]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(CancellationOutcome)
+                .where(CancellationOutcome.order_id == order_id)
+                .order_by(CancellationOutcome.id)
+            )
+            return list(rows.all())

@@ -1,0 +1,151 @@
+"""Handing over to a human: the platform ticket, and the clarifying question before it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import Events, PlatformAction, Turn, human_button
+from actions.flows import done
+from actions.info import context_order
+from actions.texts import BUTTONS, INTENT_LABELS, message
+from integrations.platform.errors import PlatformError
+from integrations.storage.repositories import Outcome
+
+log = logging.getLogger(__name__)
+
+REASONS = {"complain": "complaint", "human_handoff": "human_request", "nlu_fallback": "not_understood"}
+SUMMARY_CHARS = 1_500
+
+
+def consecutive_fallbacks(tracker: Tracker) -> int:
+    """How many buyer messages in a row, up to the latest, were not understood."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent != "nlu_fallback":
+            break
+        count += 1
+    return count
+
+
+def conversation_summary(tracker: Tracker, limit: int = 8) -> str:
+    """What the buyer asked and what the bot tried, newest last, for the human who takes over."""
+    lines: list[str] = []
+    for event in tracker.events:
+        if event.get("event") == "user":
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name") or "?"
+            lines.append(f"buyer [{intent}]: {str(event.get('text') or '')[:120]}")
+        elif event.get("event") == "action" and str(event.get("name", "")).startswith(("action_", "utter_")):
+            name = str(event["name"])
+            if name not in ("action_listen", "action_validate_slot_mappings", "action_session_start"):
+                lines.append(f"bot: {name}")
+    return "\n".join(lines[-limit * 2 :])[-SUMMARY_CHARS:]
+
+
+def latest_message_key(tracker: Tracker) -> str:
+    """Identifies the buyer message that asked for the human (a redelivery of it maps to one ticket)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return str(event.get("message_id") or event.get("timestamp"))
+    return "none"
+
+
+def latest_intent_name(tracker: Tracker) -> str:
+    return str(((tracker.latest_message or {}).get("intent") or {}).get("name") or "human_handoff")
+
+
+class ActionEscalate(PlatformAction):
+    """Creates the platform ticket (order, buyer, reason, what the bot tried) and says what happens next."""
+
+    def name(self) -> str:
+        return "action_escalate"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        language = turn.language
+        buyer_id = await turn.buyer_id()
+        order = await context_order(tracker, turn)
+        reason = REASONS.get(latest_intent_name(tracker), "human_request")
+        if consecutive_fallbacks(tracker) >= 2 or (
+            reason == "human_request" and self._after_clarify(tracker)
+        ):
+            reason = "not_understood"
+        try:
+            ticket = await self.deps.platform.create_escalation(
+                buyer_id=buyer_id,
+                reason=reason,
+                summary=conversation_summary(tracker),
+                order_id=order.order_id if order else None,
+                idempotency_key=turn.idempotency_key("escalate", latest_message_key(tracker)),
+            )
+        except PlatformError as exc:
+            log.error("escalation for %s failed: %s", buyer_id, exc)
+            dispatcher.utter_message(text=message("escalation_failed", language))
+            return []
+        await self._record_cancel_escalation(tracker, turn, buyer_id)
+        who = message("who_merchant" if ticket.merchant_id else "who_agent", language)
+        dispatcher.utter_message(text=message("escalated", language, ticket=ticket.escalation_id, who=who))
+        # a machine-readable note for the bot's handoff relay (it is not shown to the buyer)
+        dispatcher.utter_message(
+            json_message={"handoff": {"escalation_id": ticket.escalation_id, "order_id": ticket.order_id}}
+        )
+        return done(order.order_id if order else None, "cancel_reason", "cancel_decision")
+
+    @staticmethod
+    def _after_clarify(tracker: Tracker) -> bool:
+        for event in reversed(tracker.events):
+            if event.get("event") == "action" and event.get("name") not in (
+                "action_listen",
+                "action_validate_slot_mappings",
+            ):
+                return bool(event.get("name") == "action_clarify")
+        return False
+
+    async def _record_cancel_escalation(self, tracker: Tracker, turn: Turn, buyer_id: str) -> None:
+        """A cancellation that ends with a human is an 'escalated' outcome."""
+        order_id, reason = tracker.get_slot("order_id"), tracker.get_slot("cancel_reason")
+        if self.deps.outcomes is None or not order_id or not reason:
+            return
+        try:
+            await self.deps.outcomes.record(
+                Outcome(turn.conversation_id, order_id, reason, "escalated", "human", buyer_id=buyer_id)
+            )
+        except Exception:
+            log.exception("could not record escalation outcome of %s", order_id)
+
+
+class ActionClarify(PlatformAction):
+    """Low confidence: ask what the buyer meant, with the likeliest intents as buttons; a second miss in a
+    row offers a human instead."""
+
+    def name(self) -> str:
+        return "action_clarify"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        language = turn.language
+        if consecutive_fallbacks(tracker) >= 2:
+            dispatcher.utter_message(
+                text=message("clarify_again", language),
+                buttons=[
+                    human_button(language),
+                    {"title": BUTTONS["rephrase"][language], "payload": "/deny"},
+                ],
+            )
+            return []
+        ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+        candidates = [item["name"] for item in ranking if item.get("name") in INTENT_LABELS][:3]
+        for fallback in ("order_status", "human_handoff"):
+            if fallback not in candidates:
+                candidates.append(fallback)
+        buttons = [{"title": INTENT_LABELS[name][language], "payload": f"/{name}"} for name in candidates[:4]]
+        dispatcher.utter_message(text=message("clarify", language), buttons=buttons)
+        return []

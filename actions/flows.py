@@ -1,0 +1,300 @@
+"""What the forms lead to: cancel (or save the order), fix the recharge target, restore, refund."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.base import Events, PlatformAction, Turn, human_button
+from actions.context import Language
+from actions.order_status import UNDELIVERED, describe_order, money, promise_text
+from actions.texts import (
+    ACCOUNT_WHAT,
+    BUTTONS,
+    CANCEL_REASON_LABELS,
+    REGION_WHAT,
+    clock,
+    message,
+    state_label,
+)
+from integrations.platform.errors import InvalidInput, NotAllowed
+from integrations.platform.models import CANCEL_REASON_TAGS, CancelReasonTag, Order
+from integrations.storage.repositories import Outcome
+
+log = logging.getLogger(__name__)
+
+CANCEL_SLOTS = ("cancel_reason", "cancel_decision")
+FIX_SLOTS = ("fix_field", "account", "region", "fix_confirm")
+MERCHANT_FAULT = {"merchant_out_of_stock", "merchant_malicious"}
+
+
+def reset(*slots: str) -> Events:
+    return [SlotSet(slot, None) for slot in slots]
+
+
+def done(order_id: str | None, *slots: str) -> Events:
+    """End of a flow: its slots cleared, the order kept as the conversation's context."""
+    events = reset("order_id", "order_problem", *slots)
+    if order_id:
+        events.append(SlotSet("current_order_id", order_id))
+    return events
+
+
+class ActionSubmitCancel(PlatformAction):
+    """Cancel with the tag, keep the order, or hand over to the fix form; every outcome is recorded."""
+
+    def name(self) -> str:
+        return "action_submit_cancel"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        order_id = tracker.get_slot("order_id")
+        if tracker.get_slot("order_problem") or not order_id:
+            return done(order_id, *CANCEL_SLOTS)
+        raw_tag = tracker.get_slot("cancel_reason") or "other"
+        tag: CancelReasonTag = raw_tag if raw_tag in CANCEL_REASON_TAGS else "other"
+        decision = tracker.get_slot("cancel_decision")
+        if decision == "keep":
+            await self._record(turn, order_id, tag, "saved", "kept")
+            dispatcher.utter_message(text=message("kept", turn.language, order_id=order_id))
+            return done(order_id, *CANCEL_SLOTS)
+        if decision in ("fix_account", "fix_region"):
+            await self._record(turn, order_id, tag, "saved", decision)
+            field = "account" if decision == "fix_account" else "region"
+            # order_id stays for the fix form that follows (rule); cancel_decision is set again for that rule
+            return [
+                SlotSet("cancel_reason", None),
+                SlotSet("cancel_decision", decision),
+                SlotSet("fix_field", field),
+                SlotSet("fix_confirm", None),
+                SlotSet("requested_slot", None),
+            ]
+        return await self._cancel(dispatcher, turn, order_id, tag)
+
+    async def _cancel(
+        self, dispatcher: CollectingDispatcher, turn: Turn, order_id: str, tag: CancelReasonTag
+    ) -> Events:
+        language = turn.language
+        try:
+            order = await self.deps.platform.cancel_order(
+                await turn.buyer_id(),
+                order_id,
+                tag,
+                idempotency_key=turn.idempotency_key("cancel", order_id),
+            )
+        except NotAllowed as exc:
+            order = await turn.order(order_id)
+            text = message(
+                "order_not_cancellable",
+                language,
+                order_id=order_id,
+                state=state_label(order.state, language),
+                hint="",
+            )
+            log.info("cancel of %s refused: %s", order_id, exc.code)
+            dispatcher.utter_message(text=text.strip(), buttons=[human_button(language)])
+            return done(order_id, *CANCEL_SLOTS)
+        await self._record(turn, order_id, tag, "cancelled", tag)
+        reason = CANCEL_REASON_LABELS[tag][language]
+        refund = message("cancel_refund_paid", language, amount=money(order)) if order.paid_at else ""
+        if tag in MERCHANT_FAULT:
+            text = message(
+                "cancelled_merchant_fault", language, order_id=order_id, reason=reason, refund=refund
+            )
+            dispatcher.utter_message(text=text, buttons=[human_button(language)])
+            return done(order_id, *CANCEL_SLOTS)
+        text = message("cancelled", language, order_id=order_id, reason=reason, refund=refund)
+        until = order.cancel.restorable_until if order.cancel else None
+        if until is not None:
+            text += "\n" + message(
+                "cancel_restore_hint", language, until=clock(until, self.deps.timezone, language)
+            )
+        dispatcher.utter_message(text=text)
+        return done(order_id, *CANCEL_SLOTS)
+
+    async def _record(self, turn: Turn, order_id: str, tag: str, outcome: str, detail: str) -> None:
+        if self.deps.outcomes is None:
+            return
+        try:
+            await self.deps.outcomes.record(
+                Outcome(
+                    conversation_id=turn.conversation_id,
+                    buyer_id=await turn.buyer_id(),
+                    order_id=order_id,
+                    reason_tag=tag,
+                    outcome=outcome,
+                    detail=detail,
+                )
+            )
+        except Exception:  # the buyer's request matters more than the statistics
+            log.exception("could not record the cancellation outcome of %s", order_id)
+
+
+class ActionSubmitFix(PlatformAction):
+    """Change the account or region on the platform; an invalid value is explained and asked again."""
+
+    def name(self) -> str:
+        return "action_submit_fix"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        order_id = tracker.get_slot("order_id")
+        language = turn.language
+        if tracker.get_slot("order_problem") or not order_id:
+            return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS)
+        if tracker.get_slot("fix_confirm") is not True:
+            dispatcher.utter_message(text=message("fix_cancelled", language, order_id=order_id))
+            return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS)
+        field = tracker.get_slot("fix_field") or "account"
+        value = tracker.get_slot(field)
+        before = await turn.order(order_id)
+        try:
+            after = await self.deps.platform.fix_recharge_target(
+                await turn.buyer_id(),
+                order_id,
+                **{field: value},
+                idempotency_key=turn.idempotency_key("fix", order_id, field, value),
+            )
+        except InvalidInput as exc:
+            dispatcher.utter_message(
+                text=message("fix_refused", language, reason=self._reason(exc, language))
+            )
+            return [SlotSet(field, None), SlotSet("fix_confirm", None), FollowupAction("fix_target_form")]
+        except NotAllowed:
+            current = await turn.order(order_id)
+            state = state_label(current.state, language)
+            text = message("not_fixable", language, order_id=order_id, state=state, hint="")
+            dispatcher.utter_message(text=text.strip(), buttons=[human_button(language)])
+            return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS)
+        dispatcher.utter_message(text=self._fixed_text(before, after, field, language))
+        return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS)
+
+    def _fixed_text(self, before: Order, after: Order, field: str, language: Language) -> str:
+        kind = after.product.kind
+        names = REGION_WHAT if field == "region" else ACCOUNT_WHAT
+        old = before.recharge_target.region if field == "region" else before.recharge_target.account
+        new = after.recharge_target.region if field == "region" else after.recharge_target.account
+        return message(
+            "fixed",
+            language,
+            order_id=after.order_id,
+            what=names[kind][language],
+            old=old or "-",
+            new=new or "-",
+            promise=promise_text(after, language, self.deps.timezone),
+        )
+
+    @staticmethod
+    def _reason(exc: InvalidInput, language: Language) -> str:
+        if language == "zh":
+            return exc.message
+        return {
+            "invalid_account": "the account is not valid for this product.",
+            "unknown_region": "this region/server is not one the seller serves.",
+        }.get(exc.code, "the value is not valid.")
+
+
+class ActionSubmitRestore(PlatformAction):
+    def name(self) -> str:
+        return "action_submit_restore"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        order_id = tracker.get_slot("order_id")
+        language = turn.language
+        if tracker.get_slot("order_problem") or not order_id:
+            return done(order_id, "restore_confirm")
+        if tracker.get_slot("restore_confirm") is not True:
+            dispatcher.utter_message(text=message("restore_declined", language, order_id=order_id))
+            return done(order_id, "restore_confirm")
+        try:
+            order = await self.deps.platform.restore_order(
+                await turn.buyer_id(), order_id, idempotency_key=turn.idempotency_key("restore", order_id)
+            )
+        except NotAllowed as exc:
+            reason = exc.message if language == "zh" else exc.code.replace("_", " ")
+            dispatcher.utter_message(
+                text=message("restore_refused", language, order_id=order_id, reason=reason),
+                buttons=[human_button(language)],
+            )
+            return done(order_id, "restore_confirm")
+        state = state_label(order.state, language)
+        promise = promise_text(order, language, self.deps.timezone)
+        dispatcher.utter_message(
+            text=message("restored", language, order_id=order_id, state=state, promise=promise)
+        )
+        return done(order_id, "restore_confirm")
+
+
+class ActionSubmitRefund(PlatformAction):
+    """A refund request, answered by the order's state: the guarantee, cancelling, or a platform request."""
+
+    def name(self) -> str:
+        return "action_submit_refund"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        order_id = tracker.get_slot("order_id")
+        if tracker.get_slot("order_problem") or not order_id:
+            return done(order_id)
+        order = await turn.order(order_id)
+        language = turn.language
+        cancel_button = {"title": BUTTONS["cancel_order"][language], "payload": "/cancel_order"}
+        if order.state == "pending_payment":
+            dispatcher.utter_message(
+                text=message("refund_not_needed", language, order_id=order_id), buttons=[cancel_button]
+            )
+        elif order.state in UNDELIVERED and order.overdue_minutes > 0:
+            dispatcher.utter_message(text=describe_order(order, language, self.deps.timezone))
+        elif order.state in UNDELIVERED:
+            promise = promise_text(order, language, self.deps.timezone)
+            dispatcher.utter_message(
+                text=message("refund_in_progress", language, order_id=order_id, promise=promise),
+                buttons=[{"title": BUTTONS["keep_waiting"][language], "payload": "/deny"}, cancel_button],
+            )
+        elif order.state == "delivered":
+            dispatcher.utter_message(
+                text=message("refund_delivered", language, order_id=order_id),
+                buttons=[human_button(language)],
+            )
+        elif order.state in ("refunded", "cancelled"):
+            state = state_label(order.state, language)
+            dispatcher.utter_message(
+                text=message("refund_already", language, order_id=order_id, state=state, amount=money(order))
+            )
+        else:
+            await self._request(dispatcher, turn, order)
+        return done(order_id)
+
+    async def _request(self, dispatcher: CollectingDispatcher, turn: Turn, order: Order) -> None:
+        language = turn.language
+        try:
+            request = await self.deps.platform.request_refund(
+                await turn.buyer_id(),
+                order.order_id,
+                "buyer asked through the customer-service bot",
+                idempotency_key=turn.idempotency_key("refund", order.order_id),
+            )
+        except NotAllowed:
+            dispatcher.utter_message(
+                text=message("refund_delivered", language, order_id=order.order_id),
+                buttons=[human_button(language)],
+            )
+            return
+        dispatcher.utter_message(
+            text=message(
+                "refund_requested",
+                language,
+                order_id=order.order_id,
+                request_id=request.refund_request_id,
+                state=request.state,
+            )
+        )
