@@ -55,7 +55,9 @@ def buyer(telegram: BotAPIDouble) -> FakeUser:
 
 def has(*words: str) -> Callable[[dict[str, Any]], bool]:
     """A new bot message (not an edit of an earlier one) containing every word."""
-    return lambda message: "edit_date" not in message and all(word in (message.get("text") or "") for word in words)
+    return lambda message: (
+        "edit_date" not in message and all(word in (message.get("text") or "") for word in words)
+    )
 
 
 async def say(
