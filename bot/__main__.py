@@ -19,14 +19,16 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 
-from bot.app import BotServices, build_dispatcher, build_services
+from bot.app import BotServices, KeyValue, build_dispatcher, build_services
+from bot.commands import BlockedChats, set_commands
 from bot.config import BotMode, BotSettings, ConfigError, load_settings
 from bot.http import run_webhook, serve_health
 from bot.i18n import language_from_telegram
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.middlewares import OutgoingLogMiddleware
-from bot.payloads import KeyValueStore, PayloadCodec
+from bot.outbox import Outbox
 from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession
+from integrations.platform.client import PlatformClient
 from integrations.rasa import RasaClient
 from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head
 from integrations.storage.repositories import ConversationLog
@@ -43,7 +45,7 @@ async def run(settings: BotSettings) -> None:
         conversation_log = ConversationLog(make_sessionmaker(engine))
 
         storage: BaseStorage
-        kv: KeyValueStore
+        kv: KeyValue
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
             stack.push_async_callback(redis.aclose)
@@ -54,7 +56,11 @@ async def run(settings: BotSettings) -> None:
 
         rasa = RasaClient(str(settings.rasa_url), timeout=settings.rasa_timeout_seconds)
         stack.push_async_callback(rasa.aclose)
-        services = build_services(rasa, conversation_log, PayloadCodec(kv))
+        platform = PlatformClient(
+            str(settings.platform_api_url), settings.platform_api_key.get_secret_value()
+        )
+        stack.push_async_callback(platform.aclose)
+        services = build_services(rasa, conversation_log, kv, platform)
         dispatcher = build_dispatcher(storage, services)
         await _run_mode(settings, dispatcher, services, stack)
 
@@ -75,9 +81,15 @@ async def _run_mode(
     assert settings.telegram_bot_token is not None  # guaranteed by BotSettings for these modes
     api = TelegramAPIServer.from_base(str(settings.telegram_api_base))
     http_session = AiohttpSession(api=api)
-    http_session.middleware(OutgoingLogMiddleware(services.conversation_log))
     bot = Bot(settings.telegram_bot_token.get_secret_value(), session=http_session, default=default)
     stack.push_async_callback(http_session.close)
+    outbox = Outbox(bot, on_blocked=BlockedChats(services.kv).mark)
+    # outermost: every chat-bound write goes through the one send queue; then it is logged once, when sent
+    http_session.middleware(outbox.request_middleware())
+    http_session.middleware(OutgoingLogMiddleware(services.conversation_log))
+    await outbox.start()
+    stack.push_async_callback(outbox.stop, 10.0)
+    await set_commands(bot)
     if mode is BotMode.WEBHOOK:
         await run_webhook(settings, dispatcher, bot)
         return

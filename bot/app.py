@@ -7,11 +7,19 @@ from dataclasses import dataclass
 from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 
+from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.middlewares import on_error
+from bot.ordering import DeduplicateUpdates, FloodControl, SerializePerChat, install_outermost
 from bot.payloads import PayloadCodec
 from bot.routers.buyer import buyer_router
+from bot.services.attachments import AttachmentService
+from bot.services.binding import BindingService
 from bot.services.conversation import Assistant, ConversationService
+from bot.services.preferences import LanguagePreferences
+from integrations.platform.client import PlatformClient
 from integrations.storage.repositories import ConversationLog
+
+KeyValue = MemoryKeyValueStore | RedisKeyValueStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,26 +27,39 @@ class BotServices:
     conversation: ConversationService
     codec: PayloadCodec
     conversation_log: ConversationLog
+    preferences: LanguagePreferences
+    binding: BindingService
+    attachments: AttachmentService
+    kv: KeyValue
 
 
 def build_services(
-    assistant: Assistant, conversation_log: ConversationLog, codec: PayloadCodec
+    assistant: Assistant, conversation_log: ConversationLog, kv: KeyValue, platform: PlatformClient
 ) -> BotServices:
     return BotServices(
         conversation=ConversationService(assistant, conversation_log),
-        codec=codec,
+        codec=PayloadCodec(kv),
         conversation_log=conversation_log,
+        preferences=LanguagePreferences(kv),
+        binding=BindingService(platform),
+        attachments=AttachmentService(conversation_log),
+        kv=kv,
     )
 
 
 def build_dispatcher(storage: BaseStorage, services: BotServices) -> Dispatcher:
-    """Routers plus dependencies handed to handlers as keyword arguments."""
+    """Routers, the update-order middlewares, and dependencies handed to handlers as keyword arguments."""
     dispatcher = Dispatcher(
         storage=storage,
         conversation=services.conversation,
         codec=services.codec,
         conversation_log=services.conversation_log,
+        preferences=services.preferences,
+        binding=services.binding,
+        attachments=services.attachments,
     )
+    # each update once, one chat at a time and in order, floods slowed down rather than dropped
+    install_outermost(dispatcher, SerializePerChat(), DeduplicateUpdates(services.kv), FloodControl())
     dispatcher.errors.register(on_error)
     dispatcher.include_router(buyer_router())
     return dispatcher

@@ -21,6 +21,37 @@ _TEXTS: dict[str, dict[Language, str]] = {
         "zh": "目前我只能看懂文字消息哦～请用文字描述您的问题。",
         "en": "I can only read text messages for now - please describe your question in words.",
     },
+    "linked": {
+        "zh": "✅ 绑定成功！现在可以直接问我您的订单了。",
+        "en": "✅ Linked! You can ask me about your orders now.",
+    },
+    "token_unknown": {
+        "zh": "这个绑定链接无效。请回到平台「我的-客服」页面重新获取绑定链接。",
+        "en": "This link is not valid. Please get a new one from 'My account → Support' on the platform.",
+    },
+    "invalid": {
+        "zh": "这个绑定链接无效。请回到平台「我的-客服」页面重新获取绑定链接。",
+        "en": "This link is not valid. Please get a new one from 'My account → Support' on the platform.",
+    },
+    "token_expired": {
+        "zh": "绑定链接已过期（有效期 15 分钟）。请在平台上重新获取一个。",
+        "en": "This link has expired (links last 15 minutes). Please get a new one on the platform.",
+    },
+    "token_used": {
+        "zh": "这个绑定链接已经用过了。如果不是您本人操作，请联系平台客服。",
+        "en": "This link was already used. If that was not you, please contact platform support.",
+    },
+    "unavailable": {
+        "zh": "暂时无法完成绑定，请稍后再点一次链接。",
+        "en": "Linking is not possible right now; please open the link again in a moment.",
+    },
+    "attachment_kept": {
+        "zh": "收到，图片/文件已保存到本次对话，转人工时客服会看到。请再用文字说明一下遇到的问题～",
+        "en": "Got it - the file is saved with this conversation and a person will see it if you are handed over. "
+        "Please also tell me in words what the problem is.",
+    },
+    "lang_menu": {"zh": "请选择语言 / Choose a language:", "en": "Choose a language / 请选择语言:"},
+    "lang_set": {"zh": "好的，之后用中文为您服务。", "en": "OK, I'll answer in English from now on."},
     "button_expired": {
         "zh": "这个按钮已过期，请重新发送您的问题。",
         "en": "This button has expired, please ask again.",
