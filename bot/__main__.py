@@ -27,9 +27,11 @@ from bot.i18n import language_from_telegram
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.middlewares import OutgoingLogMiddleware
 from bot.outbox import Outbox
+from bot.sending import send_replies
+from bot.services.pending import MemoryPendingStore, PendingStore, RedisPendingStore
 from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession
 from integrations.platform.client import PlatformClient
-from integrations.rasa import RasaClient
+from integrations.rasa import BotReply, RasaClient
 from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head
 from integrations.storage.repositories import ConversationLog
 
@@ -46,13 +48,14 @@ async def run(settings: BotSettings) -> None:
 
         storage: BaseStorage
         kv: KeyValue
+        pending: PendingStore
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
             stack.push_async_callback(redis.aclose)
             await redis.ping()
-            storage, kv = RedisStorage(redis), RedisKeyValueStore(redis)
+            storage, kv, pending = RedisStorage(redis), RedisKeyValueStore(redis), RedisPendingStore(redis)
         else:
-            storage, kv = MemoryStorage(), MemoryKeyValueStore()
+            storage, kv, pending = MemoryStorage(), MemoryKeyValueStore(), MemoryPendingStore()
 
         rasa = RasaClient(str(settings.rasa_url), timeout=settings.rasa_timeout_seconds)
         stack.push_async_callback(rasa.aclose)
@@ -60,7 +63,7 @@ async def run(settings: BotSettings) -> None:
             str(settings.platform_api_url), settings.platform_api_key.get_secret_value()
         )
         stack.push_async_callback(platform.aclose)
-        services = build_services(rasa, conversation_log, kv, platform)
+        services = build_services(rasa, conversation_log, kv, platform, pending)
         dispatcher = build_dispatcher(storage, services)
         await _run_mode(settings, dispatcher, services, stack)
 
@@ -75,7 +78,11 @@ async def _run_mode(
         session.middleware(OutgoingLogMiddleware(services.conversation_log))
         bot = Bot(TERMINAL_TOKEN, session=session, default=default)
         language = language_from_telegram(None)
-        await TerminalChat(dispatcher, bot, session, language).run()
+        retrier = asyncio.create_task(retry_pending_forever(services, bot))
+        try:
+            await TerminalChat(dispatcher, bot, session, language).run()
+        finally:
+            retrier.cancel()
         return
 
     assert settings.telegram_bot_token is not None  # guaranteed by BotSettings for these modes
@@ -90,6 +97,8 @@ async def _run_mode(
     await outbox.start()
     stack.push_async_callback(outbox.stop, 10.0)
     await set_commands(bot)
+    retrier = asyncio.create_task(retry_pending_forever(services, bot))
+    stack.callback(retrier.cancel)
     if mode is BotMode.WEBHOOK:
         await run_webhook(settings, dispatcher, bot)
         return
@@ -98,6 +107,20 @@ async def _run_mode(
     await bot.delete_webhook(drop_pending_updates=False)
     log.info("polling %s", settings.telegram_api_base)
     await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
+
+
+async def retry_pending_forever(services: BotServices, bot: Bot, interval: float = 3.0) -> None:
+    """Answer messages kept while the assistant was down, as soon as it is back."""
+
+    async def deliver(chat_id: int, replies: list[BotReply]) -> None:
+        await send_replies(bot, chat_id, replies, services.codec)
+
+    while True:
+        try:
+            await services.conversation.retry_pending(deliver)
+        except Exception:
+            log.exception("retrying pending buyer messages failed")
+        await asyncio.sleep(interval)
 
 
 def main() -> None:

@@ -15,6 +15,8 @@ from bot.routers.buyer import buyer_router
 from bot.services.attachments import AttachmentService
 from bot.services.binding import BindingService
 from bot.services.conversation import Assistant, ConversationService
+from bot.services.escalation import PlatformEscalator
+from bot.services.pending import PendingStore
 from bot.services.preferences import LanguagePreferences
 from integrations.platform.client import PlatformClient
 from integrations.storage.repositories import ConversationLog
@@ -34,10 +36,14 @@ class BotServices:
 
 
 def build_services(
-    assistant: Assistant, conversation_log: ConversationLog, kv: KeyValue, platform: PlatformClient
+    assistant: Assistant,
+    conversation_log: ConversationLog,
+    kv: KeyValue,
+    platform: PlatformClient,
+    pending: PendingStore | None = None,
 ) -> BotServices:
     return BotServices(
-        conversation=ConversationService(assistant, conversation_log),
+        conversation=ConversationService(assistant, conversation_log, pending, PlatformEscalator(platform)),
         codec=PayloadCodec(kv),
         conversation_log=conversation_log,
         preferences=LanguagePreferences(kv),

@@ -13,6 +13,20 @@ _TEXTS: dict[str, dict[Language, str]] = {
         "en": "Sorry, the assistant cannot answer right now. Your message is saved and will be answered as "
         "soon as it is back; send /human to reach a person.",
     },
+    "queued_behind": {
+        "zh": "收到，会和您前面的消息一起按顺序答复。",
+        "en": "Got it - I'll answer it together with your earlier messages, in order.",
+    },
+    "handed_over": {
+        "zh": "抱歉让您久等了，智能客服暂时无法恢复，您的消息已转给人工客服（工单 {ticket}），客服会在这里直接回复您。",
+        "en": "Sorry for the wait - the assistant is still down, so your messages went to a person (ticket {ticket}), "
+        "who will reply right here.",
+    },
+    "handed_over_no_ticket": {
+        "zh": "抱歉让您久等了，智能客服暂时无法恢复。您的消息已保存，人工客服上线后会尽快联系您；也可以发送 /human。",
+        "en": "Sorry for the wait - the assistant is still down. Your messages are saved and a person will contact "
+        "you as soon as possible; you can also send /human.",
+    },
     "assistant_confused": {
         "zh": "抱歉，我没能处理这条消息。可以换个说法，或发送 /human 转人工客服。",
         "en": "Sorry, I could not handle that message. Try other words, or send /human to reach a person.",

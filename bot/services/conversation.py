@@ -1,21 +1,34 @@
-"""Relay of a buyer's message to the assistant (Rasa), with every message logged and no silent failure."""
+"""Relay of a buyer's message to the assistant (Rasa), with every message logged and no silent failure.
+
+When the assistant cannot answer (Rasa or the action server down), the message is kept in order with the
+chat's other waiting messages and the buyer is told; ``retry_pending`` answers them when the assistant is
+back, or hands the buyer to a person once they have waited past ``handoff_after_seconds``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.i18n import Language, text
+from bot.services.pending import MemoryPendingStore, PendingMessage, PendingStore, now
 from integrations.rasa import BotReply, RasaBadResponse, RasaUnavailable
 from integrations.storage.repositories import ConversationLog, LoggedMessage
 
 log = logging.getLogger(__name__)
 
+Deliver = Callable[[int, list[BotReply]], Awaitable[None]]
+
 
 class Assistant(Protocol):
     async def send(self, sender_id: str, text: str, metadata: Mapping[str, Any]) -> list[BotReply]: ...
+
+
+class Escalator(Protocol):
+    async def escalate(self, user_id: int, reason: str, summary: str) -> str | None:
+        """Open a ticket for a person; the ticket id, or None when it could not be opened."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +37,7 @@ class BuyerMessage:
     user_id: int
     text: str
     language: Language
-    kind: str = "text"  # text | callback | command
+    kind: str = "text"  # text | callback | command | edit
     message_id: int | None = None
     update_id: int | None = None
 
@@ -42,11 +55,30 @@ class BuyerMessage:
             "channel": "telegram",
         }
 
+    def pending(self) -> PendingMessage:
+        return PendingMessage(
+            self.chat_id, self.user_id, self.text, self.language, self.kind, self.message_id, queued_at=now()
+        )
+
+    @classmethod
+    def from_pending(cls, item: PendingMessage) -> BuyerMessage:
+        return cls(item.chat_id, item.user_id, item.text, item.language, item.kind, item.message_id)
+
 
 class ConversationService:
-    def __init__(self, assistant: Assistant, conversation_log: ConversationLog) -> None:
+    def __init__(
+        self,
+        assistant: Assistant,
+        conversation_log: ConversationLog,
+        pending: PendingStore | None = None,
+        escalator: Escalator | None = None,
+        handoff_after_seconds: float = 600.0,
+    ) -> None:
         self._assistant = assistant
         self._log = conversation_log
+        self._pending: PendingStore = pending or MemoryPendingStore()
+        self._escalator = escalator
+        self._handoff_after = handoff_after_seconds
 
     async def handle(self, message: BuyerMessage) -> list[BotReply]:
         """Log the message, ask the assistant, and always return something to say."""
@@ -62,15 +94,74 @@ class ConversationService:
                 language=message.language,
             )
         )
+        if await self._pending.has_pending(message.chat_id):
+            # earlier messages are still waiting: keep the order, answer them together later
+            await self._pending.push(message.pending())
+            return [BotReply(text=text("queued_behind", message.language))]
+        replies = await self._ask(message)
+        if replies is None:
+            await self._pending.push(message.pending())
+            return [BotReply(text=text("assistant_unavailable", message.language))]
+        return replies
+
+    async def _ask(self, message: BuyerMessage) -> list[BotReply] | None:
+        """The assistant's replies, or None when it could not answer (the message must be kept)."""
         try:
             replies = await self._assistant.send(message.sender_id, message.text, message.metadata())
         except RasaUnavailable as exc:
             log.warning("assistant unavailable for chat %s: %s", message.chat_id, exc)
-            return [BotReply(text=text("assistant_unavailable", message.language))]
+            return None
         except RasaBadResponse as exc:
             log.error("assistant gave a bad reply for chat %s: %s", message.chat_id, exc)
             return [BotReply(text=text("assistant_confused", message.language))]
         if not replies:
-            log.warning("assistant gave no reply for chat %s", message.chat_id)
-            return [BotReply(text=text("assistant_confused", message.language))]
+            log.warning("assistant gave no reply for chat %s (action server down?)", message.chat_id)
+            return None
         return replies
+
+    async def retry_pending(self, deliver: Deliver) -> int:
+        """Answer waiting messages in order; returns how many were answered or handed over."""
+        done = 0
+        for chat_id in await self._pending.chats():
+            done += await self._retry_chat(chat_id, deliver)
+        return done
+
+    async def _retry_chat(self, chat_id: int, deliver: Deliver) -> int:
+        done = 0
+        while (item := await self._pending.peek(chat_id)) is not None:
+            replies = await self._ask(BuyerMessage.from_pending(item))
+            if replies is None:
+                await self._pending.replace_head(chat_id, _attempted(item))
+                if now() - item.queued_at >= self._handoff_after:
+                    done += await self._hand_over(chat_id, item, deliver)
+                return done
+            await self._pending.pop(chat_id)
+            await deliver(chat_id, replies)
+            done += 1
+        return done
+
+    async def _hand_over(self, chat_id: int, first: PendingMessage, deliver: Deliver) -> int:
+        """The assistant stayed down too long: a person gets the waiting messages."""
+        texts: list[str] = []
+        while (item := await self._pending.peek(chat_id)) is not None:
+            texts.append(item.text)
+            await self._pending.pop(chat_id)
+        ticket = None
+        if self._escalator is not None:
+            ticket = await self._escalator.escalate(first.user_id, "assistant_unavailable", "\n".join(texts))
+        key = "handed_over" if ticket else "handed_over_no_ticket"
+        await deliver(chat_id, [BotReply(text=text(key, first.language).format(ticket=ticket or ""))])
+        return len(texts)
+
+
+def _attempted(item: PendingMessage) -> PendingMessage:
+    return PendingMessage(
+        item.chat_id,
+        item.user_id,
+        item.text,
+        item.language,
+        item.kind,
+        item.message_id,
+        item.queued_at,
+        item.attempts + 1,
+    )
