@@ -97,7 +97,6 @@ class ActionRefundGuarantee(PlatformAction):
                         "guarantee_not_due",
                         language,
                         order_id=order.order_id,
-                        promise=promise_text(order, language, self.deps.timezone),
                         by=clock(order.promised_by, self.deps.timezone, language),
                         amount=money(order),
                     )

@@ -201,8 +201,8 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "en": "Full-refund guarantee: if an order is not delivered by its promised time, the whole amount is refunded automatically to the original payment method - no request needed. Wallets get it within minutes, bank cards in 1-3 working days.",
     },
     "guarantee_not_due": {
-        "zh": "订单 {order_id} 还在承诺时间内（{promise}），暂不触发退款；如果到 {by} 仍未到账，会自动全额退款 {amount}。",
-        "en": "Order {order_id} is still within its promised time ({promise}); if it is not delivered by {by}, {amount} is refunded automatically.",
+        "zh": "订单 {order_id} 还在承诺时间内（{by} 前到账），暂不触发退款；如果到 {by} 仍未到账，会自动全额退款 {amount}，无需申请。",
+        "en": "Order {order_id} is still within its promised time (due by {by}); if it is not delivered by then, {amount} is refunded automatically - no request needed.",
     },
     "refund_delivered": {
         "zh": "订单 {order_id} 已到账，虚拟商品到账后不支持直接退款。如果实际没收到或有问题，请转人工，我们会核实后处理。",

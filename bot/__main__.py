@@ -123,13 +123,24 @@ async def retry_pending_forever(services: BotServices, bot: Bot, interval: float
         await asyncio.sleep(interval)
 
 
+def configure_logging(settings: BotSettings) -> None:
+    """The terminal chat keeps the console for the conversation; its logs go to var/log/bot-terminal.log."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if settings.effective_mode is BotMode.TERMINAL:
+        log_dir = Path(settings.var_dir) / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(level=logging.INFO, format=fmt, filename=log_dir / "bot-terminal.log")
+    else:
+        logging.basicConfig(level=logging.INFO, format=fmt)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
+    configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))
 

@@ -260,7 +260,7 @@ def _e(value: object) -> str:
 
 
 def _money(amount: Decimal, currency: str) -> str:
-    return f"¥{amount}" if currency == "CNY" else f"{amount} {currency}"
+    return f"¥{amount}" if currency == "CNY" else f"{amount} {_e(currency)}"
 
 
 def _minutes(value: int, language: Language) -> str:
@@ -273,6 +273,9 @@ def _minutes(value: int, language: Language) -> str:
 class _Composer:
     language: Language
     now: datetime
+    """The receiver's time: only decides whether a time is shown with its date."""
+    occurred_at: datetime
+    """When the event happened on the platform's clock (which a demo or test may move)."""
     zone: ZoneInfo
     order_page_url: str | None
 
@@ -346,7 +349,7 @@ class _Composer:
         oid, name, amount = _e(order.order_id), _e(order.product.name), _money(order.amount, order.currency)
         waited = 5
         if order.payment_submitted_at is not None:
-            waited = max(1, math.ceil((self.now - order.payment_submitted_at).total_seconds() / 60))
+            waited = max(1, round((self.occurred_at - order.payment_submitted_at).total_seconds() / 60))
         if self.zh:
             text = (
                 f"⏳ 订单 {oid}（{name}，{amount}）的付款已提交 {_minutes(waited, 'zh')}，平台仍在核实确认，"
@@ -515,19 +518,15 @@ def compose_notice(
 
     ``order_page_url`` is a template such as ``https://shop.example/orders/{order_id}``.
     """
-    return _compose(event.type, event.order, event.escalation, language, now, timezone, order_page_url)
+    composer = _Composer(
+        language, now or datetime.now(UTC), event.occurred_at, ZoneInfo(timezone), order_page_url
+    )
+    return _compose(composer, event.type, event.order, event.escalation)
 
 
 def _compose(
-    type_: EventType,
-    order: Order | None,
-    escalation: Escalation | None,
-    language: Language,
-    now: datetime | None,
-    timezone: str,
-    order_page_url: str | None,
+    composer: _Composer, type_: EventType, order: Order | None, escalation: Escalation | None
 ) -> BuyerNotice | None:
-    composer = _Composer(language, now or datetime.now(UTC), ZoneInfo(timezone), order_page_url)
     if type_ == "escalation.updated":
         return composer.escalation_notice(escalation) if escalation is not None else None
     return composer.order_notice(type_, order) if order is not None else None
@@ -669,14 +668,13 @@ class PlatformEventsReceiver:
         """
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"the platform webhook secret must have at least {MIN_SECRET_LENGTH} characters")
-        ZoneInfo(timezone)  # fail at start on a bad zone name
+        self._zone = ZoneInfo(timezone)  # fails at start on a bad zone name
         self._secret = secret
         self._notifier = notifier
         self._language_of = language_of or _chinese
         self._tolerance = tolerance_seconds
         self._clock = clock
         self._max_body = max_body_bytes
-        self._timezone = timezone
         self._order_page_url = order_page_url
         self._store = store
         self._ttl = dedupe_ttl_seconds
@@ -837,15 +835,8 @@ class PlatformEventsReceiver:
 
         def notice_in(language: Language) -> BuyerNotice | None:
             if language not in notices:
-                notices[language] = _compose(
-                    event.type,
-                    accepted.order,
-                    accepted.escalation,
-                    language,
-                    now,
-                    self._timezone,
-                    self._order_page_url,
-                )
+                composer = _Composer(language, now, event.occurred_at, self._zone, self._order_page_url)
+                notices[language] = _compose(composer, event.type, accepted.order, accepted.escalation)
             return notices[language]
 
         if notice_in("zh") is None:

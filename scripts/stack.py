@@ -179,6 +179,9 @@ def up(with_bot: bool) -> list[str]:
         if is_healthy(service.health_url):
             print(f"  {name:8} already running at {service.health_url}", file=sys.stderr)
             continue
+        if name == "sandbox" and "SANDBOX_DATABASE_URL" not in env:
+            # the demo platform starts from fresh seed data, so the README's example order is "processing"
+            (VAR / "sandbox.db").unlink(missing_ok=True)
         process = start(service)
         started.append(name)
         try:
