@@ -8,6 +8,8 @@ from typing import Self
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.handoff.hours import BusinessHours
+
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 
 
@@ -35,6 +37,8 @@ class BotSettings(BaseSettings):
     platform_api_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
     platform_api_key: SecretStr = SecretStr("sandbox-key")
     platform_webhook_secret: SecretStr | None = None
+    # where the platform can reach this bot's /platform/events; when set (with the secret) the bot subscribes
+    platform_events_url: AnyHttpUrl | None = None
     rasa_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:5005")
     database_url: str | None = None
     redis_url: str | None = None
@@ -42,6 +46,10 @@ class BotSettings(BaseSettings):
     bot_http_port: int = Field(default=8080, ge=1, le=65535)
     rasa_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     var_dir: str = "var"
+    handoff_merchant_sla_minutes: float = Field(default=10.0, gt=0, le=24 * 60)
+    handoff_business_hours: str = "09:00-23:00"
+    handoff_timezone: str = "Asia/Shanghai"
+    handoff_minutes_per_ticket: float = Field(default=5.0, gt=0, le=24 * 60)
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -51,6 +59,15 @@ class BotSettings(BaseSettings):
         left, sep, right = value.get_secret_value().partition(":")
         if not sep or not left.isdigit() or not right:
             raise ValueError("must look like 123456:ABC… (the token BotFather gave you)")
+        return value
+
+    @field_validator("platform_webhook_secret", "webhook_secret")
+    @classmethod
+    def _secret_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @field_validator("redis_url")
@@ -66,6 +83,14 @@ class BotSettings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value or None
+
+    @model_validator(mode="after")
+    def _handoff_hours(self) -> Self:
+        try:
+            BusinessHours.parse(self.handoff_business_hours, self.handoff_timezone)
+        except ValueError as exc:
+            raise ValueError(f"HANDOFF_BUSINESS_HOURS / HANDOFF_TIMEZONE: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _mode_requirements(self) -> Self:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -12,6 +13,7 @@ from aiohttp import web
 from bot.config import BotSettings
 
 log = logging.getLogger(__name__)
+Routes = Callable[[web.Application], None]
 WEBHOOK_PATH = "/telegram/webhook"
 
 
@@ -24,21 +26,27 @@ def health_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", _healthz)
 
 
-async def serve_health(host: str, port: int) -> web.AppRunner:
+async def serve_health(host: str, port: int, extra_routes: Sequence[Routes] = ()) -> web.AppRunner:
     app = web.Application()
     health_routes(app)
+    for add_routes in extra_routes:
+        add_routes(app)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
 
 
-async def run_webhook(settings: BotSettings, dispatcher: Dispatcher, bot: Bot) -> None:
+async def run_webhook(
+    settings: BotSettings, dispatcher: Dispatcher, bot: Bot, extra_routes: Sequence[Routes] = ()
+) -> None:
     """Serve Telegram's webhook; requests without the right secret token get 401 and are not processed."""
     assert settings.webhook_url is not None and settings.webhook_secret is not None
     secret = settings.webhook_secret.get_secret_value()
     app = web.Application()
     health_routes(app)
+    for add_routes in extra_routes:
+        add_routes(app)
     SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret).register(app, path=WEBHOOK_PATH)
     setup_application(app, dispatcher, bot=bot)
     runner = web.AppRunner(app)

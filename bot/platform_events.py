@@ -127,6 +127,12 @@ class TranscriptSource(Protocol):
     async def transcript(self, chat_id: int, limit: int = 100) -> Sequence[LoggedMessageView]: ...
 
 
+class PreferenceSource(Protocol):
+    """``bot.services.preferences.LanguagePreferences``: an explicit ``/lang`` choice wins over the code."""
+
+    async def language_for(self, user_id: int, telegram_language_code: str | None) -> Language: ...
+
+
 # ------------------------------------------------------------------------------------------ production glue
 
 
@@ -143,15 +149,27 @@ class OutboxNotifier:
 
 
 def languages_from_conversation_log(
-    conversation_log: TranscriptSource, default: Language = "zh", lookback: int = 50
+    conversation_log: TranscriptSource,
+    *,
+    preferences: PreferenceSource | None = None,
+    default: Language = "zh",
+    lookback: int = 50,
 ) -> LanguageLookup:
-    """The language of the buyer's latest message in the conversation log (private chat id = user id)."""
+    """The buyer's language: their ``/lang`` choice (with ``preferences``), else the language of their
+    latest message in the conversation log (private chat id = user id), else ``default``.
+
+    A webhook carries no Telegram language code, so the logged one stands in for it.
+    """
 
     async def language_of(telegram_user_id: int) -> Language:
+        seen: Language | None = None
         for message in reversed(await conversation_log.transcript(telegram_user_id, limit=lookback)):
             if message.direction == "in" and message.language in ("zh", "en"):
-                return "en" if message.language == "en" else "zh"
-        return default
+                seen = "en" if message.language == "en" else "zh"
+                break
+        if preferences is not None:
+            return await preferences.language_for(telegram_user_id, seen or default)
+        return seen or default
 
     return language_of
 

@@ -37,7 +37,8 @@ from bot.platform_events import (
     mask_card_secret,
     mask_personal,
 )
-from integrations.platform import PlatformClient, PlatformEvent
+from bot.services.preferences import LanguagePreferences
+from integrations.platform import EVENT_TYPES, PlatformClient, PlatformEvent
 from integrations.platform.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from integrations.storage.db import make_engine, make_sessionmaker, upgrade_to_head
 from integrations.storage.repositories import ConversationLog, LoggedMessage
@@ -238,7 +239,9 @@ async def client(notifier: RecordingNotifier) -> AsyncIterator[TestClient[web.Re
 async def post(
     http: TestClient[web.Request, web.Application], body: bytes, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    response = await http.post("/platform/events", data=body, headers=signed(body) if headers is None else headers)
+    response = await http.post(
+        "/platform/events", data=body, headers=signed(body) if headers is None else headers
+    )
     assert response.content_type == "application/json"
     return response.status, await response.json()
 
@@ -269,7 +272,6 @@ async def test_buyer_who_speaks_english_is_told_in_english(notifier: RecordingNo
     by_user = {user: text for user, text, _ in notifier.sent}
     assert by_user[10001].startswith("✅ 已收到付款")
     assert by_user[10002].startswith("✅ Payment received: order KM20261127001 (王者荣耀 点券 60, ¥6.00).")
-    assert "Promised by 12:05 (game card: within 5 分钟" not in by_user[10002]
     assert "Promised by 12:05 (game card: within 5 min)" in by_user[10002]
 
 
@@ -291,8 +293,12 @@ async def test_a_failing_language_lookup_falls_back_to_chinese(notifier: Recordi
     [
         pytest.param(lambda body: signed(body, secret="another-secret-of-the-platform"), id="wrong-secret"),
         pytest.param(lambda body: {**signed(body), SIGNATURE_HEADER: "sha256=" + "0" * 64}, id="forged"),
-        pytest.param(lambda body: {k: v for k, v in signed(body).items() if k != SIGNATURE_HEADER}, id="unsigned"),
-        pytest.param(lambda body: {k: v for k, v in signed(body).items() if k != TIMESTAMP_HEADER}, id="no-time"),
+        pytest.param(
+            lambda body: {k: v for k, v in signed(body).items() if k != SIGNATURE_HEADER}, id="unsigned"
+        ),
+        pytest.param(
+            lambda body: {k: v for k, v in signed(body).items() if k != TIMESTAMP_HEADER}, id="no-time"
+        ),
         pytest.param(lambda body: {**signed(body), TIMESTAMP_HEADER: "12:00"}, id="bad-time"),
         pytest.param(lambda body: signed(body + b" "), id="body-changed"),
     ],
@@ -337,9 +343,11 @@ async def test_timestamp_within_tolerance_is_accepted(
     [
         pytest.param(b"{not json", "not valid JSON", id="not-json"),
         pytest.param(b"\xff\xfe\x00", "not valid JSON", id="not-utf8"),
-        pytest.param(b"[" * 50_000 + b"]" * 50_000, None, id="too-deep"),
+        pytest.param(b"[" * 30_000 + b"]" * 30_000, "not valid JSON", id="too-deep"),
         pytest.param(b'["order.paid"]', "JSON object", id="array"),
-        pytest.param(b'{"event_id":"evt_1","type":"order.shipped","data":{}}', "unknown event type", id="type"),
+        pytest.param(
+            b'{"event_id":"evt_1","type":"order.shipped","data":{}}', "unknown event type", id="type"
+        ),
         pytest.param(b'{"event_id":"evt_1","type":"order.paid","data":{}}', "occurred_at", id="no-time"),
         pytest.param(
             b'{"event_id":"evt 1","type":"order.paid","occurred_at":"2026-11-27T04:00:00Z","data":{}}',
@@ -352,10 +360,12 @@ async def test_timestamp_within_tolerance_is_accepted(
             id="no-order",
         ),
         pytest.param(
-            event_body("order.paid", order=order_json(amount="six")), "data.order.amount", id="bad-order"
+            event_body("order.paid", order=order_json(amount="six"), event_id="evt_1"),
+            "data.order.amount",
+            id="bad-order",
         ),
         pytest.param(
-            event_body("escalation.updated", escalation=escalation_json(state="lost")),
+            event_body("escalation.updated", escalation=escalation_json(state="lost"), event_id="evt_1"),
             "data.escalation.state",
             id="bad-escalation",
         ),
@@ -365,21 +375,12 @@ async def test_malformed_body_is_400_with_a_reason(
     client: TestClient[web.Request, web.Application],
     notifier: RecordingNotifier,
     body: bytes,
-    reason: str | None,
+    reason: str,
 ) -> None:
-    headers = signed(body, event_id="evt_1")
-    if body.startswith(b"[" * 10):
-        headers = {**signed(body, event_id="evt_1"), "Content-Length": str(len(body))}
-        status, answer = await post(
-            await_client := client, body[: 60 * 1024 - 2] + b"]]", signed(body[: 60 * 1024 - 2] + b"]]", event_id="x")
-        )
-        del await_client
-    else:
-        status, answer = await post(client, body, headers)
+    status, answer = await post(client, body, signed(body, event_id="evt_1"))
     assert status == 400
     assert answer["error"]["code"] == "bad_request"
-    if reason is not None:
-        assert reason in answer["error"]["message"]
+    assert reason in answer["error"]["message"]
     assert "Traceback" not in json.dumps(answer)
     assert notifier.sent == []
 
@@ -439,7 +440,10 @@ async def test_dedupe_is_shared_between_receivers_on_one_redis(
     redis_store: RedisKeyValueStore, notifier: RecordingNotifier
 ) -> None:
     """Two bot replicas behind a load balancer: a redelivery reaching the other one is still a duplicate."""
-    first, second = await serve(make_receiver(redis_store, notifier)), await serve(make_receiver(redis_store, notifier))
+    first, second = (
+        await serve(make_receiver(redis_store, notifier)),
+        await serve(make_receiver(redis_store, notifier)),
+    )
     try:
         body = event_body("order.paid")
         answers = await asyncio.gather(post(first, body), post(second, body))
@@ -447,7 +451,9 @@ async def test_dedupe_is_shared_between_receivers_on_one_redis(
         await first.close()
         await second.close()
     assert len(notifier.sent) == 1
-    assert sorted(answer["status"] if status == 200 else answer["error"]["code"] for status, answer in answers) in (
+    assert sorted(
+        answer["status"] if status == 200 else answer["error"]["code"] for status, answer in answers
+    ) in (
         ["duplicate", "processed"],
         ["in_progress", "processed"],
     )
@@ -490,7 +496,9 @@ async def test_notifier_failure_is_503_and_the_redelivery_is_processed_once(
     assert "released for redelivery" in caplog.text
 
 
-async def test_partial_failure_does_not_tell_anyone_twice(store: AtomicStore, notifier: RecordingNotifier) -> None:
+async def test_partial_failure_does_not_tell_anyone_twice(
+    store: AtomicStore, notifier: RecordingNotifier
+) -> None:
     notifier.fail_for = {10002}
     http = await serve(make_receiver(store, notifier))
     try:
@@ -529,7 +537,9 @@ async def test_dedupe_store_down_is_503_and_nothing_sent(notifier: RecordingNoti
 
 
 async def test_no_linked_telegram_user_is_logged_and_200(
-    client: TestClient[web.Request, web.Application], notifier: RecordingNotifier, caplog: pytest.LogCaptureFixture
+    client: TestClient[web.Request, web.Application],
+    notifier: RecordingNotifier,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "bot.platform_events")
     status, answer = await post(client, event_body("order.paid", ids=[]))
@@ -543,7 +553,9 @@ async def test_late_progress_note_after_a_later_event_is_not_sent(
 ) -> None:
     """Retries can reorder deliveries: "payment received" must not follow "delivered"."""
     delivered = order_json(state="delivered", delivered_at=iso(NOW + timedelta(minutes=3)))
-    body = event_body("order.delivered", order=delivered, event_id="evt_b", occurred_at=NOW + timedelta(minutes=3))
+    body = event_body(
+        "order.delivered", order=delivered, event_id="evt_b", occurred_at=NOW + timedelta(minutes=3)
+    )
     assert (await post(client, body))[0] == 200
     status, answer = await post(client, event_body("order.paid", event_id="evt_a"))
     assert (status, answer["status"]) == (200, "superseded")
@@ -557,7 +569,11 @@ def compose(type_: str, language: Language = "zh", **event: Any) -> tuple[str, l
     parsed = PlatformEvent.model_validate_json(event_body(type_, **event))
     notice = compose_notice(parsed, language, now=NOW)
     assert notice is not None
-    buttons = [(b.text, b.callback_data or "") for row in (notice.keyboard.inline_keyboard if notice.keyboard else []) for b in row]
+    buttons = [
+        (b.text, b.callback_data or "")
+        for row in (notice.keyboard.inline_keyboard if notice.keyboard else [])
+        for b in row
+    ]
     return notice.text, buttons
 
 
@@ -581,6 +597,10 @@ def test_payment_stalled_reassures_and_offers_payment_help_or_a_person() -> None
     ]
     text_en, buttons_en = compose("order.payment_stalled", "en", order=stalled)
     assert "please do not pay again" in text_en
+    # the wait is the platform's fact (its clock may be moved in demos), not the receiver's clock
+    event = PlatformEvent.model_validate_json(event_body("order.payment_stalled", order=stalled))
+    far_away = compose_notice(event, "zh", now=NOW + timedelta(days=400))
+    assert far_away is not None and "已提交 5 分钟" in far_away.text
     assert [title for title, _ in buttons_en] == ["Payment problem", "Talk to a person"]
 
 
@@ -599,7 +619,9 @@ async def test_every_button_is_a_payload_the_buyer_router_decodes() -> None:
 
 
 def test_delivered_game_card_shows_only_the_masked_secret() -> None:
-    delivered = order_json(state="delivered", delivered_at=iso(NOW - timedelta(minutes=1)), card_secret=CARD_SECRET)
+    delivered = order_json(
+        state="delivered", delivered_at=iso(NOW - timedelta(minutes=1)), card_secret=CARD_SECRET
+    )
     text, buttons = compose("order.delivered", order=delivered)
     assert "🎉 订单 KM20261127001（王者荣耀 点券 60）已于 11:59 到账" in text
     assert "2876543210（安卓QQ区）" in text
@@ -608,7 +630,9 @@ def test_delivered_game_card_shows_only_the_masked_secret() -> None:
     assert "我的订单" in text
     assert buttons == [("没收到？转人工", 'p:/human_handoff{"order_id":"KM20261127001"}')]
     parsed = PlatformEvent.model_validate_json(event_body("order.delivered", order=delivered))
-    linked = compose_notice(parsed, "en", now=NOW, order_page_url="https://shop.example/orders/{order_id}?a=1&b=2")
+    linked = compose_notice(
+        parsed, "en", now=NOW, order_page_url="https://shop.example/orders/{order_id}?a=1&b=2"
+    )
     assert linked is not None
     assert '<a href="https://shop.example/orders/KM20261127001?a=1&amp;b=2">the order page</a>' in linked.text
 
@@ -630,7 +654,12 @@ def test_failed_order_says_the_refund_is_automatic() -> None:
         refund_guarantee={"status": "scheduled", "refund_eta": iso(NOW + timedelta(minutes=5))},
     )
     text, buttons = compose("order.failed", order=failed)
-    assert "充值失败" in text and "¥6.00 将自动全额退款" in text and "预计 12:05 前" in text and "无需申请" in text
+    assert (
+        "充值失败" in text
+        and "¥6.00 将自动全额退款" in text
+        and "预计 12:05 前" in text
+        and "无需申请" in text
+    )
     text_en, _ = compose("order.failed", "en", order=failed)
     assert "refunded automatically" in text_en and "expected by 12:05" in text_en
     assert buttons[-1][1] == 'p:/human_handoff{"order_id":"KM20261127001"}'
@@ -655,7 +684,11 @@ def test_refund_of_an_overdue_order_apologises_and_states_the_guarantee() -> Non
         state="refunded",
         amount="49.80",
         promised_by=iso(NOW - timedelta(minutes=3)),
-        refund_guarantee={"status": "issued", "refund_amount": "49.80", "refunded_at": iso(NOW - timedelta(minutes=3))},
+        refund_guarantee={
+            "status": "issued",
+            "refund_amount": "49.80",
+            "refunded_at": iso(NOW - timedelta(minutes=3)),
+        },
     )
     text, buttons = compose("order.refunded", order=overdue)
     assert "非常抱歉" in text and "未能在承诺时间 11:57 前到账" in text
@@ -670,7 +703,11 @@ def test_an_overdue_undelivered_order_apologises_whatever_the_event() -> None:
         state="processing",
         promised_by=iso(NOW - timedelta(minutes=2)),
         overdue_minutes=2,
-        refund_guarantee={"overdue": True, "status": "scheduled", "refund_eta": iso(NOW + timedelta(minutes=3))},
+        refund_guarantee={
+            "overdue": True,
+            "status": "scheduled",
+            "refund_eta": iso(NOW + timedelta(minutes=3)),
+        },
     )
     text, _ = compose("order.paid", order=late)
     assert "非常抱歉" in text and "已超时 2 分钟" in text and "预计 12:03 前" in text and "¥6.00" in text
@@ -680,8 +717,13 @@ def test_an_overdue_undelivered_order_apologises_whatever_the_event() -> None:
 
 def test_escalation_updates_are_one_short_line() -> None:
     assigned, _ = compose("escalation.updated", escalation=escalation_json("agent_assigned"))
-    assert assigned == "👤 工单 ESC1001（订单 KM20261127001）：客服人员已接手您的问题，会在这个对话里直接回复您。"
-    resolved, buttons = compose("escalation.updated", "en", escalation=escalation_json("resolved", order_id=None))
+    assert (
+        assigned
+        == "👤 工单 ESC1001（订单 KM20261127001）：客服人员已接手您的问题，会在这个对话里直接回复您。"
+    )
+    resolved, buttons = compose(
+        "escalation.updated", "en", escalation=escalation_json("resolved", order_id=None)
+    )
     assert resolved == "✅ Ticket ESC1001 is resolved. Anything else? Just reply here."
     assert buttons == []
     rated = PlatformEvent.model_validate_json(
@@ -725,14 +767,13 @@ def test_product_labels_match_the_action_server() -> None:
     assert KIND_LABELS == ACTION_KIND_LABELS
 
 
-async def test_secrets_and_phone_numbers_never_reach_the_logs(
-    notifier: RecordingNotifier, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_secrets_and_phone_numbers_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    notifier.fail_next = 1
 
     class Leaky(RecordingNotifier):
-        async def notify(self, telegram_user_id: int, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
+        async def notify(
+            self, telegram_user_id: int, text: str, keyboard: InlineKeyboardMarkup | None
+        ) -> None:
             raise RuntimeError(f"could not send {text!r} for 13800138000 / {CARD_SECRET}")
 
     http = await serve(make_receiver(MemoryKeyValueStore(), Leaky()))
@@ -765,7 +806,6 @@ async def test_outbox_notifier_queues_an_html_send_message() -> None:
             self.methods.append(method)
 
     queue = Queue()
-    _, buttons = compose("order.paid")
     keyboard = InlineKeyboardMarkup(inline_keyboard=[])
     await OutboxNotifier(queue).notify(10001, "<b>x</b> &amp;", keyboard)
     [method] = queue.methods
@@ -790,6 +830,13 @@ async def test_language_comes_from_the_buyers_latest_message(tmp_path: Path) -> 
         language_of = languages_from_conversation_log(log)
         assert await language_of(7) == "en"
         assert await language_of(8) == "zh"
+        # an explicit /lang choice wins over what the buyer last wrote in
+        preferences = LanguagePreferences(MemoryKeyValueStore())
+        with_choice = languages_from_conversation_log(log, preferences=preferences)
+        assert (await with_choice(7), await with_choice(8)) == ("en", "zh")
+        await preferences.choose(7, "zh")
+        await preferences.choose(8, "en")
+        assert (await with_choice(7), await with_choice(8)) == ("zh", "en")
     finally:
         await engine.dispose()
 
@@ -804,19 +851,19 @@ def test_receiver_refuses_a_short_secret() -> None:
 
 @pytest.fixture
 def sqlite_sandbox(tmp_path: Path) -> Iterator[LiveSandbox]:
-    settings = SandboxSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}",
-        api_key="test-api-key",
-        admin_key="test-admin-key",
-        seed=True,
-        simulate=False,
-        rate_limit_per_second=0,
-        webhook_poll_seconds=0.05,
-        webhook_retry_base_seconds=0.1,
-        webhook_retry_max_seconds=0.5,
-        webhook_allowed_hosts="127.0.0.1",
-    )
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}",
+        "api_key": "test-api-key",
+        "admin_key": "test-admin-key",
+        "seed": True,
+        "simulate": False,
+        "rate_limit_per_second": 0,
+        "webhook_poll_seconds": 0.05,
+        "webhook_retry_base_seconds": 0.1,
+        "webhook_retry_max_seconds": 0.5,
+        "webhook_allowed_hosts": "127.0.0.1",
+    }
+    settings = SandboxSettings(_env_file=None, **values)
     with LiveSandbox(settings) as live:
         yield live
 
@@ -843,7 +890,7 @@ async def test_real_sandbox_delivery_reaches_the_buyer(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     settings = sqlite_sandbox.settings
     try:
         async with (
@@ -853,12 +900,14 @@ async def test_real_sandbox_delivery_reaches_the_buyer(
             await admin.reset(NOW)
             await platform.subscribe_webhook(
                 f"http://127.0.0.1:{port}/platform/events",
-                ["order.delivered", "order.refunded", "order.paid", "escalation.updated"],
+                list(EVENT_TYPES),
                 SECRET,
             )
             await admin.advance(180)  # the seeded KM20261127001 is delivered 2.5 min after seeding
             tick = await admin.tick()
-            assert any(t["order_id"] == "KM20261127001" and t["to_state"] == "delivered" for t in tick["transitions"])
+            assert any(
+                t["order_id"] == "KM20261127001" and t["to_state"] == "delivered" for t in tick["transitions"]
+            )
 
             def told(order_id: str) -> bool:
                 return any(order_id in text for text in notifier.texts())
@@ -882,12 +931,13 @@ async def test_real_sandbox_delivery_reaches_the_buyer(
     by_order = {text.split("订单 ")[1].split("（")[0]: (user, text) for user, text, _ in notifier.sent}
     user, text = by_order["KM20261127001"]
     assert user == 10001
-    assert "🎉 订单 KM20261127001（王者荣耀 点券 60）已于 12:02 到账" in text
+    assert text.startswith("🎉 订单 KM20261127001（王者荣耀 点券 60）已于 ")
+    assert "12:02 到账" in text  # delivered 2.5 min after seeding (dated unless it is 2026-11-27 today)
     assert secret not in text and mask_card_secret(secret) in text
     _, refunded = by_order["KM20261127004"]  # the overdue phone top-up, refunded by the guarantee
     assert "非常抱歉" in refunded and "超时全额退款保障" in refunded
-    assert len(notifier.sent) == len(by_order), "every event reached the buyer exactly once"
     deliveries = [d for e in events for d in e["deliveries"]]
     assert deliveries and all(d["status"] == "delivered" for d in deliveries)
+    assert len(notifier.sent) == len(deliveries), "every event reached its buyer exactly once"
     assert any(d["attempts"] == 2 for d in deliveries), "the failed first attempt was retried"
     assert secret not in caplog.text and "13100001111" not in caplog.text
