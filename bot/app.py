@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 
-from bot.handoff.conversation import HandoffAwareConversation
-from bot.handoff.routers import handoff_router
-from bot.handoff.service import HandoffService
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.middlewares import on_error
 from bot.ordering import DeduplicateUpdates, FloodControl, SerializePerChat, install_outermost
@@ -37,7 +34,6 @@ class BotServices:
     attachments: AttachmentService
     kv: KeyValue
     platform: PlatformClient
-    handoff: HandoffService | None = None
 
 
 def build_services(
@@ -46,23 +42,16 @@ def build_services(
     kv: KeyValue,
     platform: PlatformClient,
     pending: PendingStore | None = None,
-    handoff: HandoffService | None = None,
 ) -> BotServices:
-    escalator = PlatformEscalator(platform)
-    conversation = (
-        ConversationService(assistant, conversation_log, pending, escalator)
-        if handoff is None
-        else HandoffAwareConversation(handoff, assistant, conversation_log, pending, escalator)
-    )
     return BotServices(
-        conversation=conversation,
+        conversation=ConversationService(assistant, conversation_log, pending, PlatformEscalator(platform)),
         codec=PayloadCodec(kv),
         conversation_log=conversation_log,
         preferences=LanguagePreferences(kv),
         binding=BindingService(platform),
         attachments=AttachmentService(conversation_log),
         kv=kv,
-        handoff=handoff,
+        platform=platform,
     )
 
 
@@ -76,12 +65,9 @@ def build_dispatcher(storage: BaseStorage, services: BotServices) -> Dispatcher:
         preferences=services.preferences,
         binding=services.binding,
         attachments=services.attachments,
-        handoff=services.handoff,
     )
     # each update once, one chat at a time and in order, floods slowed down rather than dropped
     install_outermost(dispatcher, SerializePerChat(), DeduplicateUpdates(services.kv), FloodControl())
     dispatcher.errors.register(on_error)
-    if services.handoff is not None:  # before the buyer router: it takes buyers held by a human
-        dispatcher.include_router(handoff_router())
     dispatcher.include_router(buyer_router())
     return dispatcher
