@@ -139,6 +139,8 @@ class ActionOrderStatus(PlatformAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
+        if tracker.get_slot("order_problem"):  # already explained by the form (not linked, platform down…)
+            return [SlotSet("order_id", None), SlotSet("order_problem", None)]
         order_id = normalise_order_id(tracker.get_slot("order_id"))
         if order_id is None:
             dispatcher.utter_message(text=message("ask_order_id", turn.language))
