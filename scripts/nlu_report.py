@@ -96,9 +96,7 @@ def data_size() -> dict[str, Any]:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         examples_in_file = 0
         for block in document.get("nlu") or []:
-            lines = [
-                line.strip()[2:] for line in str(block.get("examples", "")).splitlines() if line.strip()
-            ]
+            lines = [line.strip()[2:] for line in str(block.get("examples", "")).splitlines() if line.strip()]
             if "intent" in block:
                 per_intent[block["intent"]] += len(lines)
                 examples_in_file += len(lines)
@@ -151,9 +149,7 @@ def entity_reports(results: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def check(
-    intent_report: dict[str, Any], entities: dict[str, dict[str, Any]], targets: Targets
-) -> list[str]:
+def check(intent_report: dict[str, Any], entities: dict[str, dict[str, Any]], targets: Targets) -> list[str]:
     failures = []
     macro = intent_report["macro avg"]["f1-score"]
     if macro < targets.intent_macro_f1:
@@ -170,9 +166,7 @@ def check(
     return failures
 
 
-def render(
-    results: Path, folds: int, elapsed: float | None, targets: Targets, failures: list[str]
-) -> str:
+def render(results: Path, folds: int, elapsed: float | None, targets: Targets, failures: list[str]) -> str:
     intent_report = load_json(results / "intent_report.json")
     entities = entity_reports(results)
     size = data_size()
@@ -289,12 +283,16 @@ def render(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-check", action="store_true", help="exit 0 even when a target is missed")
     parser.add_argument("--output", type=Path, default=REPORT, help=f"the report (default {REPORT})")
     parser.add_argument("--keep-results", type=Path, help="also keep Rasa's raw results in this directory")
-    parser.add_argument("--from-results", type=Path, help="render from an earlier run's results (no training)")
+    parser.add_argument(
+        "--from-results", type=Path, help="render from an earlier run's results (no training)"
+    )
     parser.add_argument("--min-intent-f1", type=float, default=0.95)
     parser.add_argument("--min-entity-f1", type=float, default=0.90)
     args = parser.parse_args()
