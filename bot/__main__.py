@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sys
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 
 from aiogram import Bot, Dispatcher
@@ -22,6 +23,9 @@ from redis.asyncio import Redis
 from bot.app import BotServices, KeyValue, build_dispatcher, build_services
 from bot.commands import BlockedChats, set_commands
 from bot.config import BotMode, BotSettings, ConfigError, load_settings
+from bot.handoff.hours import BusinessHours
+from bot.handoff.service import HandoffService, HandoffSettings
+from bot.handoff.telegram import TelegramMessenger
 from bot.http import Routes, run_webhook, serve_health
 from bot.i18n import language_from_telegram
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
@@ -34,8 +38,10 @@ from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession
 from integrations.platform.client import PlatformClient
 from integrations.platform.errors import PlatformError
 from integrations.platform.models import EVENT_TYPES
-from integrations.rasa import BotReply, RasaClient
+from integrations.rasa import ActionServerProbe, BotReply, RasaClient
+from integrations.rasa.tracker import RasaTracker
 from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head
+from integrations.storage.handoff import HandoffRepository
 from integrations.storage.repositories import ConversationLog
 
 log = logging.getLogger("bot")
@@ -47,7 +53,8 @@ async def run(settings: BotSettings) -> None:
         await upgrade_to_head(database_url)
         engine = make_engine(database_url)
         stack.push_async_callback(engine.dispose)
-        conversation_log = ConversationLog(make_sessionmaker(engine))
+        sessions = make_sessionmaker(engine)
+        conversation_log = ConversationLog(sessions)
 
         storage: BaseStorage
         kv: KeyValue
@@ -66,7 +73,16 @@ async def run(settings: BotSettings) -> None:
             str(settings.platform_api_url), settings.platform_api_key.get_secret_value()
         )
         stack.push_async_callback(platform.aclose)
-        services = build_services(rasa, conversation_log, kv, platform, pending)
+        tracker = RasaTracker(str(settings.rasa_url))
+        stack.push_async_callback(tracker.aclose)
+        handoff = HandoffService(
+            HandoffRepository(sessions), platform, tracker, kv, conversation_log, handoff_settings(settings)
+        )
+        probe = ActionServerProbe(str(settings.action_server_url))
+        stack.push_async_callback(probe.aclose)
+        services = build_services(
+            rasa, conversation_log, kv, platform, pending, handoff, actions_healthy=probe.healthy
+        )
         dispatcher = build_dispatcher(storage, services)
         await _run_mode(settings, dispatcher, services, stack)
 
@@ -102,6 +118,10 @@ async def _run_mode(
     await set_commands(bot)
     retrier = asyncio.create_task(retry_pending_forever(services, bot))
     stack.callback(retrier.cancel)
+    if services.handoff is not None:
+        services.handoff.attach(TelegramMessenger(bot))
+        sla_timer = asyncio.create_task(services.handoff.run_sla_timer())
+        stack.callback(sla_timer.cancel)
     routes: list[Routes] = []
     if settings.platform_webhook_secret is not None:  # POST /platform/events: the platform's signed events
         receiver = PlatformEventsReceiver(
@@ -134,6 +154,15 @@ async def subscribe_to_platform_events(platform: PlatformClient, url: str, setti
         )
     except PlatformError as exc:
         log.error("could not subscribe %s to platform events: %s", url, exc)
+
+
+def handoff_settings(settings: BotSettings) -> HandoffSettings:
+    return HandoffSettings(
+        agents_chat_id=settings.agents_chat_id,
+        merchant_sla=timedelta(minutes=settings.handoff_merchant_sla_minutes),
+        hours=BusinessHours.parse(settings.handoff_business_hours, settings.handoff_timezone),
+        minutes_per_ticket=settings.handoff_minutes_per_ticket,
+    )
 
 
 async def retry_pending_forever(services: BotServices, bot: Bot, interval: float = 3.0) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 
+from bot.handoff.conversation import HandoffAwareConversation
+from bot.handoff.routers import handoff_router
+from bot.handoff.service import HandoffService
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.middlewares import on_error
 from bot.ordering import DeduplicateUpdates, FloodControl, SerializePerChat, install_outermost
@@ -34,6 +38,7 @@ class BotServices:
     attachments: AttachmentService
     kv: KeyValue
     platform: PlatformClient
+    handoff: HandoffService | None = None
 
 
 def build_services(
@@ -42,9 +47,19 @@ def build_services(
     kv: KeyValue,
     platform: PlatformClient,
     pending: PendingStore | None = None,
+    handoff: HandoffService | None = None,
+    actions_healthy: Callable[[], Awaitable[bool]] | None = None,
 ) -> BotServices:
+    escalator = PlatformEscalator(platform)
+    conversation = (
+        ConversationService(assistant, conversation_log, pending, escalator, actions_healthy=actions_healthy)
+        if handoff is None
+        else HandoffAwareConversation(
+            handoff, assistant, conversation_log, pending, escalator, actions_healthy=actions_healthy
+        )
+    )
     return BotServices(
-        conversation=ConversationService(assistant, conversation_log, pending, PlatformEscalator(platform)),
+        conversation=conversation,
         codec=PayloadCodec(kv),
         conversation_log=conversation_log,
         preferences=LanguagePreferences(kv),
@@ -52,6 +67,7 @@ def build_services(
         attachments=AttachmentService(conversation_log),
         kv=kv,
         platform=platform,
+        handoff=handoff,
     )
 
 
@@ -65,9 +81,14 @@ def build_dispatcher(storage: BaseStorage, services: BotServices) -> Dispatcher:
         preferences=services.preferences,
         binding=services.binding,
         attachments=services.attachments,
+        handoff=services.handoff,
     )
     # each update once, one chat at a time and in order, floods slowed down rather than dropped
-    install_outermost(dispatcher, SerializePerChat(), DeduplicateUpdates(services.kv), FloodControl())
+    install_outermost(
+        dispatcher, SerializePerChat(), DeduplicateUpdates(services.kv), FloodControl(limit=10, window=10.0)
+    )
     dispatcher.errors.register(on_error)
+    if services.handoff is not None:  # before the buyer router: it takes buyers held by a human
+        dispatcher.include_router(handoff_router())
     dispatcher.include_router(buyer_router())
     return dispatcher

@@ -8,6 +8,8 @@ from typing import Self
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.handoff.hours import BusinessHours
+
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 
 
@@ -38,12 +40,18 @@ class BotSettings(BaseSettings):
     # where the platform can reach this bot's /platform/events; when set (with the secret) the bot subscribes
     platform_events_url: AnyHttpUrl | None = None
     rasa_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:5005")
+    # the bot only probes its health, to tell "action server down" from "nothing to say"
+    action_server_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:5055/webhook")
     database_url: str | None = None
     redis_url: str | None = None
     bot_http_host: str = "127.0.0.1"
     bot_http_port: int = Field(default=8080, ge=1, le=65535)
     rasa_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     var_dir: str = "var"
+    handoff_merchant_sla_minutes: float = Field(default=10.0, gt=0, le=24 * 60)
+    handoff_business_hours: str = "09:00-23:00"
+    handoff_timezone: str = "Asia/Shanghai"
+    handoff_minutes_per_ticket: float = Field(default=5.0, gt=0, le=24 * 60)
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -77,6 +85,14 @@ class BotSettings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value or None
+
+    @model_validator(mode="after")
+    def _handoff_hours(self) -> Self:
+        try:
+            BusinessHours.parse(self.handoff_business_hours, self.handoff_timezone)
+        except ValueError as exc:
+            raise ValueError(f"HANDOFF_BUSINESS_HOURS / HANDOFF_TIMEZONE: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _mode_requirements(self) -> Self:

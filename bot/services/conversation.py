@@ -73,8 +73,10 @@ class ConversationService:
         pending: PendingStore | None = None,
         escalator: Escalator | None = None,
         handoff_after_seconds: float = 600.0,
+        actions_healthy: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._assistant = assistant
+        self._actions_healthy = actions_healthy
         self._log = conversation_log
         self._pending: PendingStore = pending or MemoryPendingStore()
         self._escalator = escalator
@@ -115,8 +117,13 @@ class ConversationService:
             log.error("assistant gave a bad reply for chat %s: %s", message.chat_id, exc)
             return [BotReply(text=text("assistant_confused", message.language))]
         if not replies:
-            log.warning("assistant gave no reply for chat %s (action server down?)", message.chat_id)
-            return None
+            # Rasa answers nothing when the action server is down (keep the message and retry), but also when
+            # a turn legitimately ends silently: then say so instead of blocking the chat behind it.
+            if self._actions_healthy is not None and not await self._actions_healthy():
+                log.warning("no reply for chat %s: the action server is down", message.chat_id)
+                return None
+            log.warning("assistant gave no reply for chat %s", message.chat_id)
+            return [BotReply(text=text("assistant_confused", message.language))]
         return replies
 
     async def retry_pending(self, deliver: Deliver) -> int:

@@ -73,3 +73,21 @@ class RasaClient:
             return bool(response.json().get("model_id"))
         except ValueError:
             return False
+
+
+class ActionServerProbe:
+    """Is the action server up? Rasa answers an empty list both when it is down and when a turn ends silently."""
+
+    def __init__(self, webhook_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._health_url = webhook_url.rstrip("/").removesuffix("/webhook") + "/health"
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(3.0), transport=transport)
+
+    async def healthy(self) -> bool:
+        try:
+            response = await self._http.get(self._health_url)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -107,3 +107,26 @@ async def test_a_long_outage_hands_the_buyer_to_a_person(
     assert escalator.tickets == [(7, "assistant_unavailable", "充值账号填错了\n13800138000")]
     assert len(delivered) == 1 and "E42" in delivered[0]
     assert await store.chats() == []
+
+
+class SilentAssistant:
+    async def send(self, sender_id: str, text: str, metadata: Mapping[str, Any]) -> list[BotReply]:
+        return []
+
+
+@pytest.mark.parametrize(("actions_up", "queued"), [(True, False), (False, True)])
+async def test_an_empty_reply_queues_only_when_the_action_server_is_down(
+    conversation_log: ConversationLog, actions_up: bool, queued: bool
+) -> None:
+    async def healthy() -> bool:
+        return actions_up
+
+    store = MemoryPendingStore()
+    service = ConversationService(SilentAssistant(), conversation_log, store, actions_healthy=healthy)
+    [reply] = await service.handle(message("？？"))
+    assert await store.has_pending(7) is queued
+    assert ("暂时无法回复" in (reply.text or "")) is queued
+    # a silent turn never blocks the chat: the next message is asked, not queued behind
+    if not queued:
+        [next_reply] = await service.handle(message("在吗"))
+        assert "按顺序" not in (next_reply.text or "")

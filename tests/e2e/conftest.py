@@ -16,6 +16,9 @@ from tests.support.processes import ManagedProcess, ensure_model, free_port, sta
 
 E2E_REDIS_URL = "redis://127.0.0.1:6379/12"
 SANDBOX_API_KEY = "e2e-platform-key"
+AGENTS_CHAT_ID = -1009000000001
+"""The agents' forum supergroup (created in the Bot API double before the bot starts)."""
+HANDOFF_MERCHANT_SLA_MINUTES = "0.25"
 
 
 @dataclass
@@ -76,8 +79,13 @@ async def bot(stack: Stack, telegram: BotAPIDouble) -> AsyncIterator[ManagedProc
     redis = Redis.from_url(E2E_REDIS_URL)
     await redis.flushdb()
     await redis.aclose()
+    if AGENTS_CHAT_ID not in telegram.chats:
+        telegram.create_supergroup("客服工作台", is_forum=True, chat_id=AGENTS_CHAT_ID)
     env = {
         **stack.env,
+        "AGENTS_CHAT_ID": str(AGENTS_CHAT_ID),
+        "HANDOFF_MERCHANT_SLA_MINUTES": HANDOFF_MERCHANT_SLA_MINUTES,
+        "HANDOFF_BUSINESS_HOURS": "00:00-24:00",
         "TELEGRAM_BOT_TOKEN": telegram.token,
         "TELEGRAM_API_BASE": telegram.base_url,
         "BOT_MODE": "polling",

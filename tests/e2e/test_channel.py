@@ -82,6 +82,11 @@ async def webhook_bot(stack: Stack) -> AsyncIterator[tuple[BotAPIDouble, str]]:
             "BOT_HTTP_PORT": str(port),
             "REDIS_URL": "redis://127.0.0.1:6379/9",
         }
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(env["REDIS_URL"])
+        await redis.flushdb()  # no dedupe keys from an earlier run of this test
+        await redis.aclose()
         process = stack_service("bot", env)
         process.env.update(env)
         process.health_url = f"http://127.0.0.1:{port}/healthz"

@@ -1,0 +1,95 @@
+"""The Telegram side of the handoff ports: sends through the bot (so the outbox paces them), Telegram
+errors mapped onto ``TopicGone`` / ``ChatUnreachable``."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNotFound
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+
+from bot.handoff.ports import ChatUnreachable, Keyboard, TopicGone
+
+_TOPIC_GONE = ("thread not found", "topic_id_invalid", "topic_deleted", "topic was deleted")
+_CHAT_GONE = ("chat not found", "bot was kicked", "not a member", "chat_write_forbidden", "have no rights")
+
+
+def keyboard(buttons: Keyboard | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=title, callback_data=data) for title, data in row] for row in buttons
+        ]
+    )
+
+
+def _reply(reply_to: int | None) -> ReplyParameters | None:
+    return ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+
+
+class TelegramMessenger:
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        buttons: Keyboard | None = None,
+    ) -> int:
+        try:
+            message = await self._bot.send_message(
+                chat_id,
+                text,
+                message_thread_id=thread_id,
+                reply_parameters=_reply(reply_to),
+                reply_markup=keyboard(buttons),
+            )
+        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
+            raise _mapped(exc, thread_id) from exc
+        return message.message_id
+
+    async def copy(
+        self,
+        to_chat: int,
+        from_chat: int,
+        message_id: int,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        try:
+            copied = await self._bot.copy_message(
+                to_chat, from_chat, message_id, message_thread_id=thread_id, reply_parameters=_reply(reply_to)
+            )
+        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
+            raise _mapped(exc, thread_id) from exc
+        return copied.message_id
+
+    async def create_topic(self, chat_id: int, name: str) -> int:
+        try:
+            topic = await self._bot.create_forum_topic(chat_id, name)
+        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
+            raise ChatUnreachable(str(exc)) from exc
+        return topic.message_thread_id
+
+    async def set_buttons(self, chat_id: int, message_id: int, buttons: Keyboard | None) -> None:
+        with contextlib.suppress(TelegramBadRequest, TelegramForbiddenError, TelegramNotFound):
+            await self._bot.edit_message_reply_markup(
+                chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)
+            )
+
+
+def _mapped(exc: Exception, thread_id: int | None) -> Exception:
+    """A send error as TopicGone (deleted topic), ChatUnreachable, or unchanged (our own mistake)."""
+    text = str(exc).lower()
+    if thread_id is not None and any(mark in text for mark in _TOPIC_GONE):
+        return TopicGone(str(exc))
+    if isinstance(exc, TelegramForbiddenError | TelegramNotFound) or any(mark in text for mark in _CHAT_GONE):
+        return ChatUnreachable(str(exc))
+    return exc
