@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from bot.config import BotMode, BotSettings, ConfigError, load_settings
 from bot.handoff.hours import BusinessHours
 from bot.handoff.service import HandoffService, HandoffSettings
 from bot.handoff.telegram import TelegramMessenger
-from bot.http import Routes, run_webhook, serve_health
+from bot.http import Routes, readiness_route, run_webhook, serve_health
 from bot.i18n import language_from_telegram
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.middlewares import OutgoingLogMiddleware
@@ -84,11 +85,17 @@ async def run(settings: BotSettings) -> None:
             rasa, conversation_log, kv, platform, pending, handoff, actions_healthy=probe.healthy
         )
         dispatcher = build_dispatcher(storage, services)
-        await _run_mode(settings, dispatcher, services, stack)
+        await _run_mode(
+            settings, dispatcher, services, stack, {"rasa": rasa.is_ready, "actions": probe.healthy}
+        )
 
 
 async def _run_mode(
-    settings: BotSettings, dispatcher: Dispatcher, services: BotServices, stack: AsyncExitStack
+    settings: BotSettings,
+    dispatcher: Dispatcher,
+    services: BotServices,
+    stack: AsyncExitStack,
+    ready_checks: dict[str, Callable[[], Awaitable[bool]]],
 ) -> None:
     mode = settings.effective_mode
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
@@ -122,7 +129,7 @@ async def _run_mode(
         services.handoff.attach(TelegramMessenger(bot))
         sla_timer = asyncio.create_task(services.handoff.run_sla_timer())
         stack.callback(sla_timer.cancel)
-    routes: list[Routes] = []
+    routes: list[Routes] = [readiness_route(ready_checks)]
     if settings.platform_webhook_secret is not None:  # POST /platform/events: the platform's signed events
         receiver = PlatformEventsReceiver(
             settings.platform_webhook_secret.get_secret_value(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -22,8 +22,23 @@ async def _healthz(_: web.Request) -> web.Response:
 
 
 def health_routes(app: web.Application) -> None:
+    """Liveness: the process answers. Readiness is added by ``readiness_route`` with real checks."""
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _healthz)
+
+
+def readiness_route(checks: dict[str, Callable[[], Awaitable[bool]]]) -> Routes:
+    """``GET /readyz``: 200 when every dependency answers, else 503 naming the ones that do not."""
+
+    async def readyz(_: web.Request) -> web.Response:
+        failing = [name for name, check in checks.items() if not await check()]
+        if failing:
+            return web.json_response({"status": "not_ready", "waiting_for": failing}, status=503)
+        return web.json_response({"status": "ready"})
+
+    def add(app: web.Application) -> None:
+        app.router.add_get("/readyz", readyz)
+
+    return add
 
 
 async def serve_health(host: str, port: int, extra_routes: Sequence[Routes] = ()) -> web.AppRunner:

@@ -105,8 +105,15 @@ async def test_reply_depends_on_the_action_server(
 ) -> None:
     """With the action server stopped the order cannot be answered; the buyer still gets a polite reply."""
     buyer = demo_buyer(telegram)
+    readyz = f"http://127.0.0.1:{stack.env['BOT_HTTP_PORT']}/readyz"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(readyz)).status_code == 200
     stack.actions.stop()
     try:
+        async with httpx.AsyncClient() as client:
+            not_ready = await client.get(readyz)
+        assert not_ready.status_code == 503
+        assert not_ready.json()["waiting_for"] == ["actions"]
         telegram.user_sends_text(buyer, f"订单 {ORDER_ID} 到了吗")
         reply = await telegram.wait_for_bot_message(buyer.id, timeout=60)
         assert "充值处理中" not in reply["text"]
