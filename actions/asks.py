@@ -65,7 +65,8 @@ class ActionAskCancelDecision(PlatformAction):
         elif reason == "arrival_too_slow":
             promise = promise_text(order, language, self.deps.timezone)
             text = message("offer_wait", language, promise=promise, amount=money(order))
-            buttons = [keep, cancel]
+            # this offer asks "keep the order?": keeping is a yes (a /deny would read as "no, cancel")
+            buttons = [{**keep, "payload": "/affirm"}, cancel]
         else:
             text = message("offer_payment_help", language)
             buttons = [keep, cancel]

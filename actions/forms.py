@@ -216,9 +216,14 @@ class ValidateCancelForm(OrderFormValidation):
     async def validate_cancel_decision(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> SlotValues:
+        account = latest_entity(tracker, "account")
+        if account is not None and str(value) == account:
+            # a new account typed in answer to the offer: Rasa's from_entity mapping fills this slot with the
+            # entity's own value (a mapping's `value` only applies to from_intent); it means "fix it"
+            value = "fix_account"
         decision = decision_from(str(value), tracker.get_slot("cancel_reason"))
-        if decision == "fix_account" and latest_entity(tracker, "account"):
-            return {"cancel_decision": decision, "account": latest_entity(tracker, "account")}
+        if decision == "fix_account" and account:
+            return {"cancel_decision": decision, "account": account}
         return {"cancel_decision": decision}
 
 
@@ -276,6 +281,8 @@ class ValidateFixTargetForm(OrderFormValidation):
     async def validate_account(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> SlotValues:
+        if value is None:  # a stale account dropped on the form's first turn: ask for it, nothing to explain
+            return {"account": None}
         language = language_of(tracker)
         order = await self._order(tracker)
         kind = order.product.kind if order else "game_card"

@@ -116,6 +116,8 @@ def promise_text(order: Order, language: Language, timezone: str) -> str:
         return f"已于 {when} 到账。" if language == "zh" else f"Delivered at {when}."
     if order.state in UNDELIVERED and order.promised_by is not None:
         return _promise_line(order, language, timezone, datetime.now(UTC))
+    if order.state == "pending_payment":  # the promise starts at payment
+        return "付款后开始处理。" if language == "zh" else "Processing starts once it is paid."
     return ""
 
 
