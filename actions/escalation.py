@@ -21,14 +21,19 @@ REASONS = {"complain": "complaint", "human_handoff": "human_request", "nlu_fallb
 SUMMARY_CHARS = 1_500
 
 
-def consecutive_fallbacks(tracker: Tracker) -> int:
-    """How many buyer messages in a row, up to the latest, were not understood."""
+# Messages the bot could not help with: not understood (low confidence), or understood as unrelated to orders.
+# A buyer whose real question keeps landing in either must not be kept going round: the second offers a human.
+MISSES = frozenset({"nlu_fallback", "out_of_scope"})
+
+
+def consecutive_misses(tracker: Tracker) -> int:
+    """How many buyer messages in a row, up to the latest, the bot could not help with."""
     count = 0
     for event in reversed(tracker.events):
         if event.get("event") != "user":
             continue
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        if intent != "nlu_fallback":
+        if intent not in MISSES:
             break
         count += 1
     return count
@@ -73,9 +78,7 @@ class ActionEscalate(PlatformAction):
         buyer_id = await turn.buyer_id()
         order = await context_order(tracker, turn)
         reason = REASONS.get(latest_intent_name(tracker), "human_request")
-        if consecutive_fallbacks(tracker) >= 2 or (
-            reason == "human_request" and self._after_clarify(tracker)
-        ):
+        if consecutive_misses(tracker) >= 2 or (reason == "human_request" and self._after_clarify(tracker)):
             reason = "not_understood"
         try:
             ticket = await self.deps.platform.create_escalation(
@@ -105,7 +108,7 @@ class ActionEscalate(PlatformAction):
                 "action_listen",
                 "action_validate_slot_mappings",
             ):
-                return bool(event.get("name") == "action_clarify")
+                return event.get("name") in ("action_clarify", "action_out_of_scope")
         return False
 
     async def _record_cancel_escalation(self, tracker: Tracker, turn: Turn, buyer_id: str) -> None:
@@ -132,7 +135,7 @@ class ActionClarify(PlatformAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         language = turn.language
-        if consecutive_fallbacks(tracker) >= 2:
+        if consecutive_misses(tracker) >= 2:
             dispatcher.utter_message(
                 text=message("clarify_again", language),
                 buttons=[
@@ -148,4 +151,23 @@ class ActionClarify(PlatformAction):
                 candidates.append(fallback)
         buttons = [{"title": INTENT_LABELS[name][language], "payload": f"/{name}"} for name in candidates[:4]]
         dispatcher.utter_message(text=message("clarify", language), buttons=buttons)
+        return []
+
+
+class ActionOutOfScope(PlatformAction):
+    """A message unrelated to orders: say what the bot can do; a second miss in a row offers a human too."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        language = turn.language
+        buttons = [{"title": INTENT_LABELS["order_status"][language], "payload": "/order_status"}]
+        if consecutive_misses(tracker) >= 2:
+            buttons.append(human_button(language))
+            dispatcher.utter_message(text=message("out_of_scope_again", language), buttons=buttons)
+        else:
+            dispatcher.utter_message(text=message("out_of_scope", language), buttons=buttons)
         return []

@@ -55,6 +55,7 @@ def build_actions(deps: ActionDeps) -> list[Action]:
         info.ActionPaymentGuidance(deps),
         escalation.ActionEscalate(deps),
         escalation.ActionClarify(deps),
+        escalation.ActionOutOfScope(deps),
         ValidateSlotMappings(),
         ValidateOrderStatusForm(deps),
         ValidateCancelForm(deps),

@@ -252,6 +252,14 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "zh": "抱歉，我不太确定您的意思。您是想：",
         "en": "Sorry, I'm not sure what you mean. Did you want to:",
     },
+    "out_of_scope": {
+        "zh": "这个我帮不上忙哦 😅 我只能处理本平台的订单问题：查进度、到账时间、退款、改充值账号/区服、恢复订单。",
+        "en": "I can't help with that, sorry 😅 I handle orders on this marketplace: status, arrival time, refunds, fixing an account or region, restoring an order.",
+    },
+    "out_of_scope_again": {
+        "zh": "看来我没能帮到您 😥 如果是订单相关的问题，可以转人工客服帮您看看：",
+        "en": "Looks like I couldn't help 😥 If it is about an order, a person can take a look:",
+    },
     "clarify_again": {
         "zh": "抱歉，我还是没理解 😥 要不要转人工客服帮您处理？",
         "en": "Sorry, I still don't understand 😥 Shall I get a person to help you?",

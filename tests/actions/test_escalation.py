@@ -278,3 +278,66 @@ async def test_an_understood_message_between_misses_starts_the_count_again(
     not_understood(chat)
     reply = only(await chat.run(actions_by_name["action_clarify"]))
     assert reply["text"] == "抱歉，我不太确定您的意思。您是想："
+
+
+# ---------------------------------------------------------------- out of scope
+
+
+@pytest.mark.parametrize(
+    ("language", "first", "second"),
+    [
+        ("zh", "这个我帮不上忙哦", "看来我没能帮到您"),
+        ("en", "I can't help with that, sorry", "Looks like I couldn't help"),
+    ],
+    ids=["zh", "en"],
+)
+async def test_out_of_scope_says_what_the_bot_does_and_the_second_in_a_row_offers_a_human(
+    actions_by_name: Actions, new_chat: NewChat, language: str, first: str, second: str
+) -> None:
+    chat = new_chat(language)
+    chat.say("今天天气怎么样", "out_of_scope")
+    reply = only(await chat.run(actions_by_name["action_out_of_scope"]))
+    assert reply["text"].startswith(first)
+    assert [b["payload"] for b in reply["buttons"]] == ["/order_status"]
+    chat.say("讲个笑话", "out_of_scope")
+    reply = only(await chat.run(actions_by_name["action_out_of_scope"]))
+    assert reply["text"].startswith(second)
+    assert [b["payload"] for b in reply["buttons"]] == ["/order_status", "/human_handoff"]
+    assert chat.returned == []
+
+
+async def test_a_miss_of_either_kind_counts_towards_the_human_offer(
+    actions_by_name: Actions, new_chat: NewChat
+) -> None:
+    chat = new_chat()
+    chat.say("讲个笑话", "out_of_scope")
+    await chat.run(actions_by_name["action_out_of_scope"])
+    not_understood(chat)
+    reply = only(await chat.run(actions_by_name["action_clarify"]))
+    assert reply["text"] == "抱歉，我还是没理解 😥 要不要转人工客服帮您处理？"
+
+
+async def test_an_understood_message_resets_the_out_of_scope_count(
+    actions_by_name: Actions, new_chat: NewChat
+) -> None:
+    chat = new_chat()
+    chat.say("讲个笑话", "out_of_scope")
+    await chat.run(actions_by_name["action_out_of_scope"])
+    chat.say("谢谢", "thank")
+    chat.say("今天天气怎么样", "out_of_scope")
+    reply = only(await chat.run(actions_by_name["action_out_of_scope"]))
+    assert [b["payload"] for b in reply["buttons"]] == ["/order_status"]
+
+
+async def test_a_human_asked_for_after_out_of_scope_answers_is_escalated_as_not_understood(
+    actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
+) -> None:
+    chat = new_chat()
+    chat.say("讲个笑话", "out_of_scope")
+    await chat.run(actions_by_name["action_out_of_scope"])
+    chat.say("今天天气怎么样", "out_of_scope")
+    await chat.run(actions_by_name["action_out_of_scope"])
+    chat.press({"title": "转人工", "payload": "/human_handoff"})
+    await chat.run(actions_by_name["action_escalate"])
+    (ticket,) = await platform.list_escalations(buyer_id="B1001")
+    assert ticket.reason == "not_understood"

@@ -45,6 +45,7 @@ PLATFORM_FREE = {
     "action_ask_fix_field",
     "action_ask_payment_issue",
     "action_clarify",
+    "action_out_of_scope",
     "action_validate_slot_mappings",
     "validate_payment_form",
 }
