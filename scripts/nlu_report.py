@@ -72,7 +72,12 @@ def run_cross_validation(out: Path, folds: int) -> float:
     with log.open("wb") as sink:
         # Rasa caches trained components under .rasa/ in the working directory; keep that out of nlu/
         result = subprocess.run(
-            command, cwd=out, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"}
+            command,
+            cwd=out,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            # nlu/ on the path: config.yml names the project's own components (nlu/kmbot_nlu)
+            env={**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(NLU)},
         )
     elapsed = time.monotonic() - started
     if result.returncode != 0:
