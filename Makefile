@@ -6,7 +6,7 @@ RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-report bench clean
+.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ format: venv ## apply ruff's fixes and formatting
 
 nlu-validate: venv-rasa ## rasa data validate
 	cd nlu && ../$(RASA_VENV)/bin/rasa data validate --fail-on-warnings
+
+nlu-test: venv venv-rasa ## the test stories of nlu/tests/ against the trained model (part of make test)
+	$(PY) scripts/train.py
+	$(PY) -m pytest -q tests/nlu
 
 nlu-report: venv venv-rasa ## 5-fold cross-validation → nlu/reports/cross_validation.md (fails under target)
 	$(PY) scripts/nlu_report.py
