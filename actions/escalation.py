@@ -78,7 +78,9 @@ class ActionEscalate(PlatformAction):
         buyer_id = await turn.buyer_id()
         order = await context_order(tracker, turn)
         reason = REASONS.get(latest_intent_name(tracker), "human_request")
-        if consecutive_misses(tracker) >= 2 or (reason == "human_request" and self._after_clarify(tracker)):
+        if consecutive_misses(tracker) >= 2 or (
+            reason == "human_request" and self._after_a_miss_answer(tracker)
+        ):
             reason = "not_understood"
         try:
             ticket = await self.deps.platform.create_escalation(
@@ -102,7 +104,7 @@ class ActionEscalate(PlatformAction):
         return done(order.order_id if order else None, "cancel_reason", "cancel_decision")
 
     @staticmethod
-    def _after_clarify(tracker: Tracker) -> bool:
+    def _after_a_miss_answer(tracker: Tracker) -> bool:
         for event in reversed(tracker.events):
             if event.get("event") == "action" and event.get("name") not in (
                 "action_listen",

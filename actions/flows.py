@@ -103,14 +103,12 @@ class ActionSubmitCancel(PlatformAction):
         reason = CANCEL_REASON_LABELS[tag][language]
         refund = message("cancel_refund_paid", language, amount=money(order)) if order.paid_at else ""
         if tag in MERCHANT_FAULT:
-            # the refund sentence runs into the next one: English needs the space between them
-            sentence = f"{refund} " if refund and language == "en" else refund
             text = message(
-                "cancelled_merchant_fault", language, order_id=order_id, reason=reason, refund=sentence
+                "cancelled_merchant_fault", language, order_id=order_id, reason=reason, refund=refund
             )
             dispatcher.utter_message(text=text, buttons=[human_button(language)])
             return done(order_id, *CANCEL_SLOTS)
-        text = message("cancelled", language, order_id=order_id, reason=reason, refund=refund).rstrip()
+        text = message("cancelled", language, order_id=order_id, reason=reason, refund=refund)
         until = order.cancel.restorable_until if order.cancel else None
         if until is not None:
             text += "\n" + message(

@@ -86,11 +86,12 @@ MESSAGES: dict[str, dict[Language, str]] = {
     },
     "cancelled": {
         "zh": "已为您取消订单 {order_id}（原因：{reason}）。{refund}",
-        "en": "Order {order_id} is cancelled (reason: {reason}). {refund}",
+        "en": "Order {order_id} is cancelled (reason: {reason}).{refund}",
     },
+    # joins the sentence before it: English carries its own leading space, Chinese needs none
     "cancel_refund_paid": {
         "zh": "已付款项 {amount} 会原路退回，一般几分钟内到账。",
-        "en": "The {amount} you paid goes back to your payment method, usually within minutes.",
+        "en": " The {amount} you paid goes back to your payment method, usually within minutes.",
     },
     "cancel_restore_hint": {
         "zh": "如果是误操作，{until} 前可以说「恢复订单」找回。",
@@ -98,7 +99,7 @@ MESSAGES: dict[str, dict[Language, str]] = {
     },
     "cancelled_merchant_fault": {
         "zh": "非常抱歉给您带来不便 🙏 订单 {order_id} 已按「{reason}」取消，{refund}这个问题我们会记录在商家的履约评分里。需要的话可以转人工，平台客服会跟进处理。",
-        "en": "We're very sorry 🙏 Order {order_id} is cancelled as '{reason}'. {refund}This counts against the seller's fulfilment score. Tap below if you want a person to follow up.",
+        "en": "We're very sorry 🙏 Order {order_id} is cancelled as '{reason}'.{refund} This counts against the seller's fulfilment score. Tap below if you want a person to follow up.",
     },
     "kept": {
         "zh": "好的，订单 {order_id} 继续为您处理，有进展我会第一时间通知您 👍",
