@@ -66,6 +66,7 @@ from integrations.platform.signing import (
     TIMESTAMP_HEADER,
     verify,
 )
+from integrations.privacy import mask_phones_and_emails
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +181,10 @@ async def _chinese(telegram_user_id: int) -> Language:
 
 # ------------------------------------------------------------------------------------------------- masking
 
-_PHONE: Final = re.compile(r"(?<![0-9])(\+?86[ -]?)?(1[3-9][0-9])[ -]?[0-9]{4}[ -]?([0-9]{4})(?![0-9])")
-_EMAIL: Final = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*(@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
-
 
 def mask_personal(text: str) -> str:
-    """Phone numbers → ``138****8000``, e-mail addresses → ``a***@example.com`` (for logs)."""
-    text = _PHONE.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}****{m.group(3)}", text)
-    return _EMAIL.sub(r"\1***\2", text)
+    """Phone numbers → ``138****8000``, e-mail addresses → ``a***@example.com`` (for logs; the shared rule)."""
+    return mask_phones_and_emails(text)
 
 
 def mask_card_secret(secret: str, visible: int = 4) -> str:

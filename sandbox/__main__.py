@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from integrations.privacy import install_log_redaction
 from sandbox.app import create_app
 from sandbox.settings import SandboxSettings
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction([settings.api_key, settings.admin_key])
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
 
 

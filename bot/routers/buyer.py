@@ -24,6 +24,7 @@ from bot.services.attachments import AttachmentService
 from bot.services.binding import BindingService
 from bot.services.conversation import BuyerMessage, ConversationService
 from bot.services.preferences import LanguagePreferences
+from integrations.hygiene import clean_text
 
 HELP = {
     "zh": "我是订单客服助手，可以帮您：\n• 查询订单状态和到账时间\n• 说明超时全额退款保障\n• 修改充值账号或区服\n"
@@ -54,11 +55,13 @@ async def relay(
 
 
 def buyer_message(message: Message, text_: str, language: Language, kind: str = "text") -> BuyerMessage:
+    """The edge: what the buyer wrote, cleaned (no NUL, no lone surrogates, length capped) before it is
+    stored or sent anywhere."""
     assert message.from_user is not None
     return BuyerMessage(
         chat_id=message.chat.id,
         user_id=message.from_user.id,
-        text=text_,
+        text=clean_text(text_),
         language=language,
         kind=kind,
         message_id=message.message_id,

@@ -23,7 +23,8 @@ def make_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_async_engine(url, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    # hide_parameters: a failed statement's error never carries the row's values (buyer text) into a log
+    return create_async_engine(url, pool_pre_ping=parsed.get_backend_name() != "sqlite", hide_parameters=True)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

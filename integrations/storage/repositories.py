@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from integrations.hygiene import clean_text
+from integrations.privacy import mask_personal_data
 from integrations.storage.models import CancellationOutcome, ChatMessage
+
+# what the log keeps of an attachment is its Telegram file reference, not words a buyer typed
+_UNMASKED_KINDS = frozenset({"photo", "document"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +29,9 @@ class LoggedMessage:
 
 
 class ConversationLog:
-    """Append-only log of every buyer and bot message."""
+    """Append-only log of every buyer and bot message, kept for humans: texts are cleaned (no NUL, no lone
+    surrogates) and personal data is masked (card secrets, phone and account numbers); the platform keeps
+    the real values in its orders."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -36,12 +44,27 @@ class ConversationLog:
                     telegram_user_id=message.telegram_user_id,
                     direction=message.direction,
                     kind=message.kind,
-                    text=message.text,
+                    text=stored_text(message.kind, message.text),
                     telegram_message_id=message.telegram_message_id,
                     update_id=message.update_id,
                     language=message.language,
                 )
             )
+
+    async def purge_before(self, cutoff: datetime, batch: int = 5_000) -> int:
+        """Delete messages older than ``cutoff`` (the retention setting), in batches; how many went."""
+        removed = 0
+        while True:
+            async with self._sessions.begin() as session:
+                ids = (
+                    await session.scalars(
+                        select(ChatMessage.id).where(ChatMessage.created_at < cutoff).limit(batch)
+                    )
+                ).all()
+                if not ids:
+                    return removed
+                await session.execute(delete(ChatMessage).where(ChatMessage.id.in_(ids)))
+            removed += len(ids)
 
     async def transcript(self, chat_id: int, limit: int = 100) -> list[ChatMessage]:
         async with self._sessions() as session:
@@ -52,6 +75,11 @@ class ConversationLog:
                 .limit(limit)
             )
             return list(reversed(rows.all()))
+
+
+def stored_text(kind: str, text: str) -> str:
+    cleaned = clean_text(text, None)
+    return cleaned if kind in _UNMASKED_KINDS else mask_personal_data(cleaned)
 
 
 @dataclass(frozen=True, slots=True)

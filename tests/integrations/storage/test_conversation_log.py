@@ -34,3 +34,38 @@ async def test_migrations_create_the_schema_and_the_log_keeps_order(database_url
     transcript = await log.transcript(7)
     await engine.dispose()
     assert [(m.direction, m.text) for m in transcript] == [("in", "我的订单到哪了"), ("out", "处理中")]
+
+
+async def test_the_log_keeps_clean_masked_text_and_purges_by_retention(database_url: str) -> None:
+    """A NUL or a lone surrogate never fails the insert (PostgreSQL refuses NUL); card secrets and phone
+    numbers are kept masked for the humans who read the log; old messages are purged."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from bot.retention import purge_once
+    from integrations.storage.models import ChatMessage
+
+    await upgrade_to_head(database_url)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    log = ConversationLog(sessions)
+    raw = "充值号码13912340000\x00 卡密：X7KQ-9M2P-LT4W-8ZRB 订单 KM20261127001 \ud800"
+    await log.append(LoggedMessage(chat_id=9, direction="in", kind="text", text=raw, telegram_user_id=9))
+    await log.append(
+        LoggedMessage(chat_id=9, direction="in", kind="photo", text="[photo] file_id=AgAC1234abcd5678XYZ")
+    )
+    stored = [m.text for m in await log.transcript(9)]
+    assert stored[0] == "充值号码139****0000 卡密：•••••• 订单 KM20261127001 \ufffd"
+    assert stored[1] == "[photo] file_id=AgAC1234abcd5678XYZ"  # a file reference, not buyer words
+
+    async with sessions.begin() as session:
+        await session.execute(
+            update(ChatMessage)
+            .where(ChatMessage.kind == "photo")
+            .values(created_at=datetime.now(UTC) - timedelta(days=91))
+        )
+    assert await purge_once(log, days=90) == 1
+    assert await purge_once(log, days=90) == 0
+    assert [m.kind for m in await log.transcript(9)] == ["text"]
+    await engine.dispose()
