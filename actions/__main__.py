@@ -7,14 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from pydantic import SecretStr
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic
 
+from actions.auth import protect
 from actions.base import ActionDeps
 from actions.config import ActionSettings, ConfigError, load_settings
 from actions.registry import build_actions
 from integrations.platform.client import PlatformClient
+from integrations.privacy import install_log_redaction
 from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head_sync
 from integrations.storage.repositories import CancellationOutcomes
 
@@ -36,6 +39,11 @@ def build_app(settings: ActionSettings) -> Sanic[Any, Any]:
     for action in build_actions(deps):
         executor.register_action(action)
     app = cast("Sanic[Any, Any]", create_app(executor))
+    protect(
+        app,
+        _secret(settings.action_server_token),
+        _secret(settings.metadata_secret),
+    )
 
     async def close_clients(*_: object) -> None:
         await platform.aclose()
@@ -45,6 +53,10 @@ def build_app(settings: ActionSettings) -> Sanic[Any, Any]:
     return app
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -52,6 +64,7 @@ def main() -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
+    install_log_redaction(settings.secrets())
     app = build_app(settings)
     log.info("action server on %s:%s", settings.action_server_host, settings.action_server_port)
     app.run(

@@ -21,6 +21,15 @@ class ActionSettings(BaseSettings):
     display_timezone: str = "Asia/Shanghai"
     database_url: str | None = None
     var_dir: str = "var"
+    # Rasa sends it (endpoints.yml action_endpoint.token); requests without it are refused
+    action_server_token: SecretStr | None = None
+    # shared with the bot, which signs the Telegram identity in the message metadata
+    metadata_secret: SecretStr | None = None
+
+    def secrets(self) -> list[str]:
+        """Every secret value this process knows, for the log redaction filter."""
+        values = (self.platform_api_key, self.action_server_token, self.metadata_secret)
+        return [value.get_secret_value() for value in values if value is not None]
 
 
 def load_settings() -> ActionSettings:

@@ -19,10 +19,11 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from bot.app import BotServices, KeyValue, build_dispatcher, build_services
-from bot.commands import BlockedChats, set_commands
+from bot.commands import BlockedChats, set_commands_eventually
 from bot.config import BotMode, BotSettings, ConfigError, load_settings
 from bot.handoff.hours import BusinessHours
 from bot.handoff.service import HandoffService, HandoffSettings
@@ -33,12 +34,15 @@ from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.middlewares import OutgoingLogMiddleware
 from bot.outbox import Outbox
 from bot.platform_events import OutboxNotifier, PlatformEventsReceiver, languages_from_conversation_log
+from bot.retention import purge_forever
 from bot.sending import send_replies
 from bot.services.pending import MemoryPendingStore, PendingStore, RedisPendingStore
 from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession
+from integrations.hygiene import clean_json_loads
 from integrations.platform.client import PlatformClient
 from integrations.platform.errors import PlatformError
 from integrations.platform.models import EVENT_TYPES
+from integrations.privacy import install_log_redaction
 from integrations.rasa import ActionServerProbe, BotReply, RasaClient
 from integrations.rasa.tracker import RasaTracker
 from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head
@@ -56,6 +60,8 @@ async def run(settings: BotSettings) -> None:
         stack.push_async_callback(engine.dispose)
         sessions = make_sessionmaker(engine)
         conversation_log = ConversationLog(sessions)
+        retention = asyncio.create_task(purge_forever(conversation_log, settings.conversation_retention_days))
+        stack.callback(retention.cancel)
 
         storage: BaseStorage
         kv: KeyValue
@@ -68,13 +74,18 @@ async def run(settings: BotSettings) -> None:
         else:
             storage, kv, pending = MemoryStorage(), MemoryKeyValueStore(), MemoryPendingStore()
 
-        rasa = RasaClient(str(settings.rasa_url), timeout=settings.rasa_timeout_seconds)
+        rasa = RasaClient(
+            str(settings.rasa_url),
+            timeout=settings.rasa_timeout_seconds,
+            auth_token=_secret(settings.rasa_auth_token),
+            metadata_secret=_secret(settings.metadata_secret),
+        )
         stack.push_async_callback(rasa.aclose)
         platform = PlatformClient(
             str(settings.platform_api_url), settings.platform_api_key.get_secret_value()
         )
         stack.push_async_callback(platform.aclose)
-        tracker = RasaTracker(str(settings.rasa_url))
+        tracker = RasaTracker(str(settings.rasa_url), token=_secret(settings.rasa_auth_token))
         stack.push_async_callback(tracker.aclose)
         handoff = HandoffService(
             HandoffRepository(sessions), platform, tracker, kv, conversation_log, handoff_settings(settings)
@@ -113,7 +124,8 @@ async def _run_mode(
 
     assert settings.telegram_bot_token is not None  # guaranteed by BotSettings for these modes
     api = TelegramAPIServer.from_base(str(settings.telegram_api_base))
-    http_session = AiohttpSession(api=api)
+    # every string Telegram sends is cleaned as it is decoded (NUL, lone surrogates): the edge of the bot
+    http_session = AiohttpSession(api=api, json_loads=clean_json_loads)
     bot = Bot(settings.telegram_bot_token.get_secret_value(), session=http_session, default=default)
     stack.push_async_callback(http_session.close)
     outbox = Outbox(bot, on_blocked=BlockedChats(services.kv).mark)
@@ -122,7 +134,8 @@ async def _run_mode(
     http_session.middleware(OutgoingLogMiddleware(services.conversation_log))
     await outbox.start()
     stack.push_async_callback(outbox.stop, 10.0)
-    await set_commands(bot)
+    menu = asyncio.create_task(set_commands_eventually(bot))  # cosmetic: retried, never fatal
+    stack.callback(menu.cancel)
     retrier = asyncio.create_task(retry_pending_forever(services, bot))
     stack.callback(retrier.cancel)
     if services.handoff is not None:
@@ -153,7 +166,8 @@ async def _run_mode(
 
 
 async def subscribe_to_platform_events(platform: PlatformClient, url: str, settings: BotSettings) -> None:
-    """Ask the platform to send its order and escalation events here (duplicates are harmless)."""
+    """Ask the platform to send its order and escalation events here. The platform keeps one subscription
+    per URL (a restart replaces it, with the current secret and events), so events are not delivered twice."""
     assert settings.platform_webhook_secret is not None
     try:
         await platform.subscribe_webhook(
@@ -161,6 +175,10 @@ async def subscribe_to_platform_events(platform: PlatformClient, url: str, setti
         )
     except PlatformError as exc:
         log.error("could not subscribe %s to platform events: %s", url, exc)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def handoff_settings(settings: BotSettings) -> HandoffSettings:
@@ -204,6 +222,7 @@ def main() -> None:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings)
+    install_log_redaction(settings.secrets())
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))
 

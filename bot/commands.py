@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiogram import Bot
@@ -28,6 +29,29 @@ COMMANDS = {
     ],
 }
 BLOCKED_TTL_SECONDS = 90 * 24 * 3600
+
+
+async def set_commands_eventually(
+    bot: Bot, first_delay: float = 1.0, max_delay: float = 300.0, attempts: int | None = None
+) -> bool:
+    """The command menu is cosmetic: retried in the background with backoff, never fatal. True once set."""
+    delay = first_delay
+    attempt = 0
+    while attempts is None or attempt < attempts:
+        attempt += 1
+        try:
+            await set_commands(bot)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "could not set the command menu (attempt %d, retry in %.0f s): %r", attempt, delay, exc
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+            continue
+        return True
+    return False
 
 
 async def set_commands(bot: Bot) -> None:

@@ -52,6 +52,12 @@ class BotSettings(BaseSettings):
     handoff_business_hours: str = "09:00-23:00"
     handoff_timezone: str = "Asia/Shanghai"
     handoff_minutes_per_ticket: float = Field(default=5.0, gt=0, le=24 * 60)
+    # the conversation log (chat_messages) keeps this many days; older messages are purged hourly
+    conversation_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Rasa's HTTP API token (rasa run --auth-token): sent on /status and the tracker calls
+    rasa_auth_token: SecretStr | None = None
+    # shared with the action server: the bot signs the Telegram identity it sends in Rasa message metadata
+    metadata_secret: SecretStr | None = None
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -63,7 +69,7 @@ class BotSettings(BaseSettings):
             raise ValueError("must look like 123456:ABC… (the token BotFather gave you)")
         return value
 
-    @field_validator("platform_webhook_secret", "webhook_secret")
+    @field_validator("platform_webhook_secret", "webhook_secret", "metadata_secret", "rasa_auth_token")
     @classmethod
     def _secret_strength(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
@@ -71,6 +77,18 @@ class BotSettings(BaseSettings):
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    def secrets(self) -> list[str]:
+        """Every secret value this process knows, for the log redaction filter."""
+        values = (
+            self.telegram_bot_token,
+            self.webhook_secret,
+            self.platform_api_key,
+            self.platform_webhook_secret,
+            self.rasa_auth_token,
+            self.metadata_secret,
+        )
+        return [value.get_secret_value() for value in values if value is not None]
 
     @field_validator("redis_url")
     @classmethod

@@ -13,10 +13,6 @@ _TEXTS: dict[str, dict[Language, str]] = {
         "en": "Sorry, the assistant cannot answer right now. Your message is saved and will be answered as "
         "soon as it is back; send /human to reach a person.",
     },
-    "queued_behind": {
-        "zh": "收到，会和您前面的消息一起按顺序答复。",
-        "en": "Got it - I'll answer it together with your earlier messages, in order.",
-    },
     "handed_over": {
         "zh": "抱歉让您久等了，智能客服暂时无法恢复，您的消息已转给人工客服（工单 {ticket}），客服会在这里直接回复您。",
         "en": "Sorry for the wait - the assistant is still down, so your messages went to a person (ticket {ticket}), "

@@ -14,12 +14,15 @@ from typing import Any, Protocol
 
 from bot.i18n import Language, text
 from bot.services.pending import MemoryPendingStore, PendingMessage, PendingStore, now
+from integrations.hygiene import for_rasa
 from integrations.rasa import BotReply, RasaBadResponse, RasaUnavailable
 from integrations.storage.repositories import ConversationLog, LoggedMessage
 
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[int, list[BotReply]], Awaitable[None]]
+# kinds whose text the bot itself made (``/greet`` for /start, signed button payloads): sent to Rasa as is
+SENT_AS_INTENT = frozenset({"command", "callback"})
 
 
 class Assistant(Protocol):
@@ -45,6 +48,11 @@ class BuyerMessage:
     def sender_id(self) -> str:
         """One Rasa conversation per Telegram user."""
         return f"tg-{self.user_id}"
+
+    @property
+    def rasa_text(self) -> str:
+        """What Rasa reads: our commands and button payloads are intents; what a buyer typed never is."""
+        return self.text if self.kind in SENT_AS_INTENT else for_rasa(self.text)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -97,9 +105,10 @@ class ConversationService:
             )
         )
         if await self._pending.has_pending(message.chat_id):
-            # earlier messages are still waiting: keep the order, answer them together later
+            # earlier messages are still waiting: keep the order, answer them together later. The buyer was
+            # told so with the first kept message: one notice per outage, not one per message.
             await self._pending.push(message.pending())
-            return [BotReply(text=text("queued_behind", message.language))]
+            return []
         replies = await self._ask(message)
         if replies is None:
             await self._pending.push(message.pending())
@@ -109,7 +118,7 @@ class ConversationService:
     async def _ask(self, message: BuyerMessage) -> list[BotReply] | None:
         """The assistant's replies, or None when it could not answer (the message must be kept)."""
         try:
-            replies = await self._assistant.send(message.sender_id, message.text, message.metadata())
+            replies = await self._assistant.send(message.sender_id, message.rasa_text, message.metadata())
         except RasaUnavailable as exc:
             log.warning("assistant unavailable for chat %s: %s", message.chat_id, exc)
             return None

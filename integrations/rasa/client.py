@@ -14,6 +14,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from integrations.rasa.errors import RasaBadResponse, RasaUnavailable
+from integrations.rasa.identity import sign_metadata
 from integrations.rasa.models import BotReply
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,11 @@ MAX_MESSAGE_CHARS = 4_000
 
 
 class RasaClient:
-    """One pooled HTTP client per process; safe to share between concurrent handlers."""
+    """One pooled HTTP client per process; safe to share between concurrent handlers.
+
+    ``auth_token`` is Rasa's ``--auth-token`` (sent as ``?token=`` on every call); with ``metadata_secret``
+    the Telegram identity in the metadata is signed for the action server (see ``identity``).
+    """
 
     def __init__(
         self,
@@ -31,12 +36,16 @@ class RasaClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        auth_token: str | None = None,
+        metadata_secret: str | None = None,
     ) -> None:
+        self._metadata_secret = metadata_secret
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout, connect=3.0),
             transport=transport,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            params={"token": auth_token} if auth_token else None,
         )
 
     async def aclose(self) -> None:
@@ -44,7 +53,12 @@ class RasaClient:
 
     async def send(self, sender_id: str, text: str, metadata: Mapping[str, Any]) -> list[BotReply]:
         """Send one buyer message; return the assistant's replies (possibly empty)."""
-        body = {"sender": sender_id, "message": text[:MAX_MESSAGE_CHARS], "metadata": dict(metadata)}
+        signed = (
+            sign_metadata(self._metadata_secret, sender_id, metadata)
+            if self._metadata_secret
+            else dict(metadata)
+        )
+        body = {"sender": sender_id, "message": text[:MAX_MESSAGE_CHARS], "metadata": signed}
         try:
             response = await self._http.post("/webhooks/rest/webhook", json=body)
         except httpx.TimeoutException as exc:

@@ -169,16 +169,23 @@ async def submit_csat(
 # ---------------------------------------------------------------- webhooks
 
 
-@router.post("/webhook-subscriptions", status_code=201, response_model=SubscriptionOut, tags=["webhooks"])
+@router.post(
+    "/webhook-subscriptions",
+    status_code=201,
+    response_model=SubscriptionOut,
+    responses={200: {"model": SubscriptionOut, "description": "The URL was subscribed already: replaced"}},
+    tags=["webhooks"],
+)
 async def subscribe_webhook(
     request: Request, body: SubscriptionIn, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """Deliver the chosen events to `url`, signed with `secret` (never echoed back)."""
+    """Deliver the chosen events to `url`, signed with `secret` (never echoed back). One subscription per
+    URL: subscribing a URL again replaces its events and secret (200, same `subscription_id`)."""
     now, allowed = runtime.now(), runtime.settings.allowed_webhook_hosts
 
     async def work(session: AsyncSession) -> tuple[int, object]:
-        subscription = await webhooks.subscribe(session, body, now, allowed)
-        return 201, subscription.model_dump(mode="json")
+        subscription, created = await webhooks.subscribe(session, body, now, allowed)
+        return (201 if created else 200), subscription.model_dump(mode="json")
 
     return await runtime.idempotent(request, idempotency_key, body, work)
 

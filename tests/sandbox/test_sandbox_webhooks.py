@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from integrations.platform import InvalidInput, PlatformClient, PlatformEvent
@@ -174,3 +175,58 @@ async def test_backoff_doubles_and_gives_up_after_max_attempts(sqlite_db: Databa
     assert len(requests) == 3
     body = json.loads(requests[0].content)
     assert body["type"] == "order.paid" and body["data"] == {"order_id": "KMX"}
+
+
+async def test_one_subscription_per_url_replaced_not_added(sqlite_db: Database) -> None:
+    """A bot that restarts subscribes again: the platform replaces its subscription (new secret and events)
+    instead of adding one, and retires duplicates an older version left behind."""
+    from sandbox.tables import WebhookSubscription
+
+    now = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
+    url = "http://127.0.0.1:9/platform/events"
+
+    def request(events: list[str], secret: str) -> SubscriptionIn:
+        return SubscriptionIn.model_validate({"url": url, "events": events, "secret": secret})
+
+    async def scenario(session: AsyncSession) -> None:
+        first, created = await webhooks.subscribe(session, request(["order.paid"], SECRET), now, frozenset())
+        assert created
+        # what six starts of an older bot left: duplicates of the same URL
+        for n in range(3):
+            session.add(
+                WebhookSubscription(
+                    subscription_id=f"WHOLD{n}",
+                    url=url,
+                    events=["order.paid"],
+                    secret=SECRET,
+                    created_at=now + timedelta(seconds=n + 1),
+                )
+            )
+        await session.flush()
+        await events.emit(session, "order.paid", now, {"order_id": "KMX"})
+        again, created = await webhooks.subscribe(
+            session, request(["order.paid", "order.delivered"], SECRET + "-rotated"), now, frozenset()
+        )
+        assert not created and again.subscription_id == first.subscription_id
+        assert again.events == ["order.delivered", "order.paid"]
+        active = list(
+            await session.scalars(select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None)))
+        )
+        assert [(s.subscription_id, s.secret) for s in active] == [
+            (first.subscription_id, SECRET + "-rotated")
+        ]
+        pending = list(
+            await session.scalars(select(WebhookDelivery).where(WebhookDelivery.status == "pending"))
+        )
+        assert [d.subscription_id for d in pending] == [first.subscription_id]  # the kept one still delivers
+
+    await sqlite_db.run(scenario)
+
+
+async def test_subscribing_again_over_http_answers_200_with_the_same_id(platform: PlatformClient) -> None:
+    url = "http://127.0.0.1:9/resubscribed"
+    first = await platform.subscribe_webhook(url, ["order.paid"], SECRET)
+    second = await platform.subscribe_webhook(url, ["order.paid", "order.failed"], SECRET)
+    assert second.subscription_id == first.subscription_id
+    assert second.events == ["order.failed", "order.paid"]
+    await platform.unsubscribe_webhook(first.subscription_id)
