@@ -6,10 +6,10 @@ RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report bench clean
+.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@py="$$(scripts/find-python.sh main)" && echo "main venv: $$py" && $$py -m venv $(VENV)
@@ -60,6 +60,9 @@ nlu-test: venv venv-rasa ## the test stories of nlu/tests/ against the trained m
 
 nlu-report: venv venv-rasa ## 5-fold cross-validation → nlu/reports/cross_validation.md (fails under target)
 	$(PY) scripts/nlu_report.py
+
+nlu-independent: venv venv-rasa ## the trained model on the independent test set → nlu/reports/independent_set.md
+	$(PY) scripts/nlu_report.py --independent
 
 bench: venv venv-rasa ## latency p50/p95 vs bare Rasa, sustained load (lost/duplicated replies), RSS → var/bench.md
 	$(PY) scripts/bench.py

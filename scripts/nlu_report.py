@@ -3,6 +3,9 @@
     python scripts/nlu_report.py              # 5-fold CV, writes nlu/reports/cross_validation.md, checks targets
     python scripts/nlu_report.py --no-check   # the same, exit 0 whatever the numbers
     python scripts/nlu_report.py --from-results DIR   # only re-render the report from an earlier run's output
+    python scripts/nlu_report.py --reason-accuracy    # CV report plus the reason-tag accuracy line (below)
+    python scripts/nlu_report.py --independent        # the trained model on the independent test set
+                                                      # → nlu/reports/independent_set.md
 
 Runs ``rasa test nlu --cross-validation`` with nlu/config.yml on nlu/data/nlu (in Rasa's venv, output in a temp
 directory), then renders the accumulated test-fold results as Markdown: data size, intent accuracy, macro and
@@ -11,6 +14,13 @@ weighted F1, a per-intent table, entity F1 per entity and extractor, and the mos
 Targets (exit 1 when missed): intent macro-F1 >= 0.95, and entity F1 >= 0.90 for each of order_id, account and
 region (the DIETClassifier, the pipeline's extractor for all three; the regex extractor only covers the
 patterns it has and is reported for information).
+
+``--independent`` loads the current trained model (scripts/train.py trains it when nlu/ changed) and parses every
+message of tests/nlu/independent_set.yml, a set written without the training data (scripts/nlu_independent.py):
+intent accuracy and macro-F1, per-intent scores, confusions with examples, entity scores, reason-tag accuracy,
+confidence calibration, parse latency, very long and emoji-only messages. Targets (exit 1 when missed): macro-F1
+>= 0.95, every intent F1 >= 0.90, order_id recall 1.0. ``--reason-accuracy`` adds the reason-tag accuracy on
+that set (the ``cancel_reason`` entity over the messages that state a reason) to the cross-validation report.
 """
 
 from __future__ import annotations
@@ -28,12 +38,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import nlu_independent as independent
 import yaml
+from train import ensure_model
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU = ROOT / "nlu"
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 REPORT = NLU / "reports" / "cross_validation.md"
+INDEPENDENT_REPORT = NLU / "reports" / "independent_set.md"
 ENTITIES = ("order_id", "account", "region")
 GATED_EXTRACTOR = "DIETClassifier"
 SUMMARY_KEYS = {"accuracy", "macro avg", "weighted avg", "micro avg"}
@@ -171,7 +184,14 @@ def check(intent_report: dict[str, Any], entities: dict[str, dict[str, Any]], ta
     return failures
 
 
-def render(results: Path, folds: int, elapsed: float | None, targets: Targets, failures: list[str]) -> str:
+def render(
+    results: Path,
+    folds: int,
+    elapsed: float | None,
+    targets: Targets,
+    failures: list[str],
+    extra: list[str] | None = None,
+) -> str:
     intent_report = load_json(results / "intent_report.json")
     entities = entity_reports(results)
     size = data_size()
@@ -279,12 +299,65 @@ def render(results: Path, folds: int, elapsed: float | None, targets: Targets, f
             lines.append(
                 f"| {text} | `{error['intent']}` | `{prediction['name']}` | {float(prediction['confidence']):.2f} |"
             )
+    if extra:
+        lines += ["", "## Cancel reason tags", "", *extra]
     lines += [
         "",
         "Reproduce with `make nlu-report` (or `.venv/bin/python scripts/nlu_report.py`).",
         "",
     ]
     return "\n".join(lines)
+
+
+def reason_accuracy_line() -> str:
+    """The reason-tag accuracy of the current model on the independent set's messages that state a reason."""
+    examples = [e for e in independent.load_set() if e.reason is not None]
+    model = ensure_model(quiet=True)
+    parsed = independent.parse_with_rasa(model, [e.text for e in examples])
+    accuracy = independent.reason_tag_accuracy(examples, independent.evaluate(examples, parsed).predictions)
+    return independent.reason_tag_line(accuracy) + f" Model `{model.name}`."
+
+
+def run_independent(args: argparse.Namespace) -> int:
+    examples = independent.load_set()
+    started = time.monotonic()
+    if args.from_parsed:
+        parsed = json.loads(args.from_parsed.read_text(encoding="utf-8"))
+        model_name = str(parsed[0].get("model", "?")) if parsed else "?"
+        elapsed = None
+    else:
+        model = ensure_model(quiet=True)
+        model_name = model.name
+        print(f"parsing {len(examples)} messages with {model_name} …", file=sys.stderr)
+        parsed = independent.parse_with_rasa(model, [e.text for e in examples])
+        for item in parsed:
+            item["model"] = model_name
+        elapsed = time.monotonic() - started
+        if args.keep_results:
+            args.keep_results.parent.mkdir(parents=True, exist_ok=True)
+            args.keep_results.write_text(json.dumps(parsed, ensure_ascii=False), encoding="utf-8")
+    evaluation = independent.evaluate(examples, parsed)
+    targets = independent.IndependentTargets(
+        args.min_intent_f1, args.min_each_intent_f1, args.min_order_id_recall
+    )
+    failures = independent.check_targets(evaluation, targets)
+    generated = f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
+    output = args.output if args.output != REPORT else INDEPENDENT_REPORT
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        independent.render_report(evaluation, model_name, targets, failures, generated, elapsed),
+        encoding="utf-8",
+    )
+    reasons = independent.reason_tag_accuracy(evaluation.examples, evaluation.predictions)
+    print(f"report: {output}", file=sys.stderr)
+    print(
+        f"independent set: intent macro-F1 {evaluation.macro_f1():.3f}, accuracy {evaluation.accuracy():.3f},"
+        f" reason-tag accuracy {reasons.accuracy or 0.0:.3f}",
+        file=sys.stderr,
+    )
+    for failure in failures:
+        print(f"target missed: {failure}", file=sys.stderr)
+    return 1 if failures and not args.no_check else 0
 
 
 def main() -> int:
@@ -294,13 +367,35 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-check", action="store_true", help="exit 0 even when a target is missed")
     parser.add_argument("--output", type=Path, default=REPORT, help=f"the report (default {REPORT})")
-    parser.add_argument("--keep-results", type=Path, help="also keep Rasa's raw results in this directory")
+    parser.add_argument(
+        "--keep-results",
+        type=Path,
+        help="also keep Rasa's raw results in this directory (with --independent: the parse results, a JSON file)",
+    )
     parser.add_argument(
         "--from-results", type=Path, help="render from an earlier run's results (no training)"
     )
     parser.add_argument("--min-intent-f1", type=float, default=0.95)
     parser.add_argument("--min-entity-f1", type=float, default=0.90)
+    parser.add_argument(
+        "--reason-accuracy",
+        action="store_true",
+        help="add the reason-tag accuracy on the independent set to the cross-validation report",
+    )
+    independent_group = parser.add_argument_group("independent test set")
+    independent_group.add_argument(
+        "--independent",
+        action="store_true",
+        help=f"score the trained model on the set → {INDEPENDENT_REPORT}",
+    )
+    independent_group.add_argument(
+        "--from-parsed", type=Path, help="render from an earlier run's parse results (--keep-results file)"
+    )
+    independent_group.add_argument("--min-each-intent-f1", type=float, default=0.90)
+    independent_group.add_argument("--min-order-id-recall", type=float, default=1.0)
     args = parser.parse_args()
+    if args.independent:
+        return run_independent(args)
     targets = Targets(args.min_intent_f1, args.min_entity_f1)
 
     with tempfile.TemporaryDirectory(prefix="nlu-cv-") as temp:
@@ -313,7 +408,10 @@ def main() -> int:
         intent_report = load_json(results / "intent_report.json")
         failures = check(intent_report, entity_reports(results), targets)
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(render(results, args.folds, elapsed, targets, failures), encoding="utf-8")
+        extra = [reason_accuracy_line()] if args.reason_accuracy else None
+        args.output.write_text(
+            render(results, args.folds, elapsed, targets, failures, extra), encoding="utf-8"
+        )
 
     print(f"report: {args.output}", file=sys.stderr)
     print(
