@@ -9,7 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import Events, PlatformAction, Turn, human_button
+from actions.base import ActionDeps, Events, PlatformAction, Turn, human_button
 from actions.context import Language
 from actions.order_status import UNDELIVERED, describe_order, money, promise_text
 from actions.texts import (
@@ -59,12 +59,13 @@ class ActionSubmitCancel(PlatformAction):
         raw_tag = tracker.get_slot("cancel_reason") or "other"
         tag: CancelReasonTag = raw_tag if raw_tag in CANCEL_REASON_TAGS else "other"
         decision = tracker.get_slot("cancel_decision")
+        offered = decision is not None  # the save offer is asked only for saveable reasons
         if decision == "keep":
-            await self._record(turn, order_id, tag, "saved", "kept")
+            await self._record(turn, order_id, tag, "saved", "kept", offered=offered)
             dispatcher.utter_message(text=message("kept", turn.language, order_id=order_id))
             return done(order_id, *CANCEL_SLOTS)
         if decision in ("fix_account", "fix_region"):
-            await self._record(turn, order_id, tag, "saved", decision)
+            await self._record(turn, order_id, tag, "saved", decision, offered=offered)
             field = "account" if decision == "fix_account" else "region"
             # order_id stays for the fix form that follows (rule); cancel_decision is set again for that rule
             return [
@@ -74,10 +75,10 @@ class ActionSubmitCancel(PlatformAction):
                 SlotSet("fix_confirm", None),
                 SlotSet("requested_slot", None),
             ]
-        return await self._cancel(dispatcher, turn, order_id, tag)
+        return await self._cancel(dispatcher, turn, order_id, tag, offered)
 
     async def _cancel(
-        self, dispatcher: CollectingDispatcher, turn: Turn, order_id: str, tag: CancelReasonTag
+        self, dispatcher: CollectingDispatcher, turn: Turn, order_id: str, tag: CancelReasonTag, offered: bool
     ) -> Events:
         language = turn.language
         try:
@@ -99,7 +100,7 @@ class ActionSubmitCancel(PlatformAction):
             log.info("cancel of %s refused: %s", order_id, exc.code)
             dispatcher.utter_message(text=text.strip(), buttons=[human_button(language)])
             return done(order_id, *CANCEL_SLOTS)
-        await self._record(turn, order_id, tag, "cancelled", tag)
+        await self._record(turn, order_id, tag, "cancelled", tag, order=order, offered=offered)
         reason = CANCEL_REASON_LABELS[tag][language]
         refund = message("cancel_refund_paid", language, amount=money(order)) if order.paid_at else ""
         if tag in MERCHANT_FAULT:
@@ -117,22 +118,53 @@ class ActionSubmitCancel(PlatformAction):
         dispatcher.utter_message(text=text)
         return done(order_id, *CANCEL_SLOTS)
 
-    async def _record(self, turn: Turn, order_id: str, tag: str, outcome: str, detail: str) -> None:
-        if self.deps.outcomes is None:
-            return
-        try:
-            await self.deps.outcomes.record(
-                Outcome(
-                    conversation_id=turn.conversation_id,
-                    buyer_id=await turn.buyer_id(),
-                    order_id=order_id,
-                    reason_tag=tag,
-                    outcome=outcome,
-                    detail=detail,
-                )
+    async def _record(
+        self,
+        turn: Turn,
+        order_id: str,
+        tag: str,
+        outcome: str,
+        detail: str,
+        *,
+        order: Order | None = None,
+        offered: bool = False,
+    ) -> None:
+        await record_outcome(self.deps, turn, order_id, tag, outcome, detail, order=order, offered=offered)
+
+
+async def record_outcome(
+    deps: ActionDeps,
+    turn: Turn,
+    order_id: str,
+    tag: str,
+    outcome: str,
+    detail: str,
+    *,
+    order: Order | None = None,
+    offered: bool = False,
+) -> None:
+    """One row of the operators' cancellation funnel, with the order's merchant and product kind."""
+    if deps.outcomes is None:
+        return
+    try:
+        if order is None:
+            order = await turn.order(order_id)
+        await deps.outcomes.record(
+            Outcome(
+                conversation_id=turn.conversation_id,
+                buyer_id=await turn.buyer_id(),
+                order_id=order_id,
+                reason_tag=tag,
+                outcome=outcome,
+                detail=detail,
+                merchant_id=order.merchant.merchant_id,
+                product_kind=order.product.kind,
+                language=turn.language,
+                offered=offered,
             )
-        except Exception:  # the buyer's request matters more than the statistics
-            log.exception("could not record the cancellation outcome of %s", order_id)
+        )
+    except Exception:  # the buyer's request matters more than the statistics
+        log.exception("could not record the cancellation outcome of %s", order_id)
 
 
 class ActionSubmitFix(PlatformAction):
@@ -225,12 +257,25 @@ class ActionSubmitRestore(PlatformAction):
                 buttons=[human_button(language)],
             )
             return done(order_id, "restore_confirm")
+        await record_outcome(
+            self.deps, turn, order_id, await self._cancel_tag(order), "restored", "restored", order=order
+        )
         state = state_label(order.state, language)
         promise = promise_text(order, language, self.deps.timezone)
         dispatcher.utter_message(
             text=message("restored", language, order_id=order_id, state=state, promise=promise)
         )
         return done(order_id, "restore_confirm")
+
+    async def _cancel_tag(self, order: Order) -> str:
+        """Why the restored order had been cancelled: the platform's tag, else the bot's own record."""
+        if order.cancel is not None:
+            return order.cancel.tag
+        if self.deps.outcomes is not None:
+            for row in reversed(await self.deps.outcomes.for_order(order.order_id)):
+                if row.outcome == "cancelled":
+                    return row.reason_tag
+        return "other"
 
 
 class ActionSubmitRefund(PlatformAction):
