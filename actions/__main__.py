@@ -15,25 +15,28 @@ from sanic import Sanic
 from actions.auth import protect
 from actions.base import ActionDeps
 from actions.config import ActionSettings, ConfigError, load_settings
+from actions.metrics import ActionMetrics, MeteredOutcomes
 from actions.registry import build_actions
+from integrations.metrics import MeteredTransport
 from integrations.platform.client import PlatformClient
 from integrations.privacy import install_log_redaction
 from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head_sync
-from integrations.storage.repositories import CancellationOutcomes
 
 log = logging.getLogger("actions")
 
 
-def build_app(settings: ActionSettings) -> Sanic[Any, Any]:
+def build_app(settings: ActionSettings, metrics: ActionMetrics | None = None) -> Sanic[Any, Any]:
+    metrics = metrics or ActionMetrics()
     platform = PlatformClient(
         str(settings.platform_api_url),
         settings.platform_api_key.get_secret_value(),
         timeout=settings.platform_timeout_seconds,
+        transport=MeteredTransport(metrics.platform),
     )
     database_url = settings.database_url or default_database_url(Path(settings.var_dir))
     upgrade_to_head_sync(database_url)
     engine = make_engine(database_url)
-    outcomes = CancellationOutcomes(make_sessionmaker(engine))
+    outcomes = MeteredOutcomes(make_sessionmaker(engine), metrics)
     executor = ActionExecutor()
     deps = ActionDeps(platform=platform, outcomes=outcomes, timezone=settings.display_timezone)
     for action in build_actions(deps):
@@ -44,6 +47,7 @@ def build_app(settings: ActionSettings) -> Sanic[Any, Any]:
         _secret(settings.action_server_token),
         _secret(settings.metadata_secret),
     )
+    metrics.install(app, executor.actions)  # GET /metrics; /webhook timed per action
 
     async def close_clients(*_: object) -> None:
         await platform.aclose()
