@@ -31,7 +31,9 @@ from bot.handoff.telegram import TelegramMessenger
 from bot.http import Routes, readiness_route, run_webhook, serve_health
 from bot.i18n import language_from_telegram
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
+from bot.metrics import BotMetrics, MeteredAssistant, MeteredHandoffRepository, UpdateMetrics, sample_pending
 from bot.middlewares import OutgoingLogMiddleware
+from bot.ops.setup import Observability, build_observability
 from bot.outbox import Outbox
 from bot.platform_events import OutboxNotifier, PlatformEventsReceiver, languages_from_conversation_log
 from bot.retention import purge_forever
@@ -39,6 +41,7 @@ from bot.sending import send_replies
 from bot.services.pending import MemoryPendingStore, PendingStore, RedisPendingStore
 from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession
 from integrations.hygiene import clean_json_loads
+from integrations.metrics import MeteredTransport
 from integrations.platform.client import PlatformClient
 from integrations.platform.errors import PlatformError
 from integrations.platform.models import EVENT_TYPES
@@ -46,7 +49,6 @@ from integrations.privacy import install_log_redaction
 from integrations.rasa import ActionServerProbe, BotReply, RasaClient
 from integrations.rasa.tracker import RasaTracker
 from integrations.storage.db import default_database_url, make_engine, make_sessionmaker, upgrade_to_head
-from integrations.storage.handoff import HandoffRepository
 from integrations.storage.repositories import ConversationLog
 
 log = logging.getLogger("bot")
@@ -62,6 +64,7 @@ async def run(settings: BotSettings) -> None:
         conversation_log = ConversationLog(sessions)
         retention = asyncio.create_task(purge_forever(conversation_log, settings.conversation_retention_days))
         stack.callback(retention.cancel)
+        metrics = BotMetrics()
 
         storage: BaseStorage
         kv: KeyValue
@@ -82,22 +85,44 @@ async def run(settings: BotSettings) -> None:
         )
         stack.push_async_callback(rasa.aclose)
         platform = PlatformClient(
-            str(settings.platform_api_url), settings.platform_api_key.get_secret_value()
+            str(settings.platform_api_url),
+            settings.platform_api_key.get_secret_value(),
+            transport=MeteredTransport(metrics.platform),
         )
         stack.push_async_callback(platform.aclose)
         tracker = RasaTracker(str(settings.rasa_url), token=_secret(settings.rasa_auth_token))
         stack.push_async_callback(tracker.aclose)
         handoff = HandoffService(
-            HandoffRepository(sessions), platform, tracker, kv, conversation_log, handoff_settings(settings)
+            MeteredHandoffRepository(sessions, metrics),
+            platform,
+            tracker,
+            kv,
+            conversation_log,
+            handoff_settings(settings),
         )
         probe = ActionServerProbe(str(settings.action_server_url))
         stack.push_async_callback(probe.aclose)
         services = build_services(
-            rasa, conversation_log, kv, platform, pending, handoff, actions_healthy=probe.healthy
+            MeteredAssistant(rasa, metrics),
+            conversation_log,
+            kv,
+            platform,
+            pending,
+            handoff,
+            actions_healthy=probe.healthy,
         )
         dispatcher = build_dispatcher(storage, services)
+        dispatcher.update.outer_middleware.register(UpdateMetrics(metrics))
+        sampler = asyncio.create_task(sample_pending(metrics, pending))
+        stack.callback(sampler.cancel)
+        observability = build_observability(settings, metrics, engine, platform)
         await _run_mode(
-            settings, dispatcher, services, stack, {"rasa": rasa.is_ready, "actions": probe.healthy}
+            settings,
+            dispatcher,
+            services,
+            stack,
+            {"rasa": rasa.is_ready, "actions": probe.healthy},
+            observability,
         )
 
 
@@ -107,12 +132,16 @@ async def _run_mode(
     services: BotServices,
     stack: AsyncExitStack,
     ready_checks: dict[str, Callable[[], Awaitable[bool]]],
+    observability: Observability | None = None,
 ) -> None:
     mode = settings.effective_mode
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
     if mode is BotMode.TERMINAL:
         session = TerminalSession()
         session.middleware(OutgoingLogMiddleware(services.conversation_log))
+        if observability is not None:  # /metrics and /ops beside the terminal chat (make demo)
+            observability.watch_session(session)
+            await serve_terminal_http(settings, observability, stack)
         bot = Bot(TERMINAL_TOKEN, session=session, default=default)
         language = language_from_telegram(None)
         retrier = asyncio.create_task(retry_pending_forever(services, bot))
@@ -132,6 +161,9 @@ async def _run_mode(
     # outermost: every chat-bound write goes through the one send queue; then it is logged once, when sent
     http_session.middleware(outbox.request_middleware())
     http_session.middleware(OutgoingLogMiddleware(services.conversation_log))
+    if observability is not None:
+        observability.watch_session(http_session)
+        observability.watch_outbox(outbox)
     await outbox.start()
     stack.push_async_callback(outbox.stop, 10.0)
     menu = asyncio.create_task(set_commands_eventually(bot))  # cosmetic: retried, never fatal
@@ -142,7 +174,7 @@ async def _run_mode(
         services.handoff.attach(TelegramMessenger(bot))
         sla_timer = asyncio.create_task(services.handoff.run_sla_timer())
         stack.callback(sla_timer.cancel)
-    routes: list[Routes] = [readiness_route(ready_checks)]
+    routes: list[Routes] = [readiness_route(ready_checks), *(observability.routes if observability else [])]
     if settings.platform_webhook_secret is not None:  # POST /platform/events: the platform's signed events
         receiver = PlatformEventsReceiver(
             settings.platform_webhook_secret.get_secret_value(),
@@ -163,6 +195,23 @@ async def _run_mode(
     await bot.delete_webhook(drop_pending_updates=False)
     log.info("polling %s", settings.telegram_api_base)
     await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
+
+
+async def serve_terminal_http(
+    settings: BotSettings, observability: Observability, stack: AsyncExitStack
+) -> None:
+    """The terminal chat has no webhook; its HTTP side serves health, /metrics and /ops if the port is free."""
+    try:
+        runner = await serve_health(settings.bot_http_host, settings.bot_http_port, observability.routes)
+    except OSError as exc:
+        log.warning(
+            "no HTTP server beside the terminal chat (%s:%s): %s",
+            settings.bot_http_host,
+            settings.bot_http_port,
+            exc,
+        )
+        return
+    stack.push_async_callback(runner.cleanup)
 
 
 async def subscribe_to_platform_events(platform: PlatformClient, url: str, settings: BotSettings) -> None:

@@ -58,6 +58,8 @@ class BotSettings(BaseSettings):
     rasa_auth_token: SecretStr | None = None
     # shared with the action server: the bot signs the Telegram identity it sends in Rasa message metadata
     metadata_secret: SecretStr | None = None
+    # the operators' page /ops: served only when set (no default token; the page is never open)
+    ops_token: SecretStr | None = None
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -69,7 +71,9 @@ class BotSettings(BaseSettings):
             raise ValueError("must look like 123456:ABC… (the token BotFather gave you)")
         return value
 
-    @field_validator("platform_webhook_secret", "webhook_secret", "metadata_secret", "rasa_auth_token")
+    @field_validator(
+        "platform_webhook_secret", "webhook_secret", "metadata_secret", "rasa_auth_token", "ops_token"
+    )
     @classmethod
     def _secret_strength(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
