@@ -221,12 +221,12 @@ class OpsPage:
         if not isinstance(token, str) or not self._auth.token_matches(token):
             await asyncio.sleep(0.3)  # slows guessing; the token is long anyway
             return self._login_form(ui, wrong=True)
-        response = web.HTTPSeeOther(f"/ops?ui={ui}")
+        response = web.Response(status=303, headers={"Location": f"/ops?ui={ui}"})
         self._auth.sign_in(response, secure=request.secure)
         return response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        response = web.HTTPSeeOther("/ops")
+        response = web.Response(status=303, headers={"Location": "/ops"})
         self._auth.sign_out(response)
         return response
 
