@@ -37,7 +37,7 @@ def test_dependencies_wait_for_health() -> None:
 
 def test_state_lives_in_volumes() -> None:
     data = compose()
-    assert set(data["volumes"]) == {"postgres-data", "redis-data"}
+    assert set(data["volumes"]) == {"postgres-data", "redis-data", "prometheus-data", "grafana-data"}
     assert any("postgres-data" in v for v in data["services"]["postgres"]["volumes"])
     assert any("redis-data" in v for v in data["services"]["redis"]["volumes"])
 

@@ -29,9 +29,9 @@ class Bar:
     colour: str
 
 
-def funnel(bars: Sequence[Bar], *, width: int = 640) -> str:
+def funnel(bars: Sequence[Bar], *, width: int = 420) -> str:
     """Horizontal bars, widest first (requests), each labelled with its count and share of the first."""
-    row, label_w = 34, 170
+    row, label_w = 34, 100
     top = max((bar.value for bar in bars), default=0) or 1
     height = row * len(bars) + 8
     parts = [
@@ -41,7 +41,7 @@ def funnel(bars: Sequence[Bar], *, width: int = 640) -> str:
     first = bars[0].value if bars else 0
     for i, bar in enumerate(bars):
         y = 4 + i * row
-        span = (width - label_w - 90) * bar.value / top
+        span = (width - label_w - 80) * bar.value / top
         share = f" · {bar.value / first:.0%}" if first and i else ""
         parts.append(
             f"<g data-stage='{escape(bar.key)}' data-value='{bar.value}'>"
@@ -64,9 +64,9 @@ class TagOutcome:
     escalated: int
 
 
-def tag_stack(rows: Sequence[TagOutcome], legend: dict[str, str], *, width: int = 640) -> str:
+def tag_stack(rows: Sequence[TagOutcome], legend: dict[str, str], *, width: int = 420) -> str:
     """One stacked bar per reason tag: saved / cancelled / escalated."""
-    row, label_w = 28, 130
+    row, label_w = 28, 110
     top = max((r.saved + r.cancelled + r.escalated for r in rows), default=0) or 1
     height = row * len(rows) + 30
     parts = [
@@ -81,7 +81,7 @@ def tag_stack(rows: Sequence[TagOutcome], legend: dict[str, str], *, width: int 
         )
         for key, value in (("saved", r.saved), ("cancelled", r.cancelled), ("escalated", r.escalated)):
             if value:
-                span = (width - label_w - 60) * value / top
+                span = (width - label_w - 30) * value / top
                 parts.append(
                     f"<rect x='{x:.1f}' y='{y + 5}' width='{span:.1f}' height='{row - 10}' fill='{COLOURS[key]}'>"
                     f"<title>{escape(legend[key])}: {value}</title></rect>"

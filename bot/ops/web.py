@@ -357,7 +357,7 @@ button.primary,#login{background:#0f172a;color:#fff;border:0}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}
 .tile{background:#f8fafc;border-radius:8px;padding:10px}.tile .label{font-size:13px;color:#475569}
 .tile .value{font-size:24px;font-weight:700}.tile .sub{font-size:12px;color:#64748b}
-.chart{width:100%;height:auto}.spark{width:100%;max-width:220px;height:auto}
+.chart{width:100%;max-width:720px;height:auto;display:block}.spark{width:100%;max-width:220px;height:auto}
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{padding:6px 8px;border-bottom:1px solid #e2e8f0;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}.sparks{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:10px}
