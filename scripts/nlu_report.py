@@ -324,15 +324,17 @@ def run_independent(args: argparse.Namespace) -> int:
     if args.from_parsed:
         parsed = json.loads(args.from_parsed.read_text(encoding="utf-8"))
         model_name = str(parsed[0].get("model", "?")) if parsed else "?"
-        elapsed = None
+        load = parsed[0].get("load") if parsed else None
+        elapsed = parsed[0].get("elapsed") if parsed else None
     else:
         model = ensure_model(quiet=True)
         model_name = model.name
         print(f"parsing {len(examples)} messages with {model_name} …", file=sys.stderr)
+        load = os.getloadavg()[0]
         parsed = independent.parse_with_rasa(model, [e.text for e in examples])
-        for item in parsed:
-            item["model"] = model_name
         elapsed = time.monotonic() - started
+        for item in parsed:
+            item["model"], item["load"], item["elapsed"] = model_name, load, elapsed
         if args.keep_results:
             args.keep_results.parent.mkdir(parents=True, exist_ok=True)
             args.keep_results.write_text(json.dumps(parsed, ensure_ascii=False), encoding="utf-8")
@@ -345,7 +347,7 @@ def run_independent(args: argparse.Namespace) -> int:
     output = args.output if args.output != REPORT else INDEPENDENT_REPORT
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(
-        independent.render_report(evaluation, model_name, targets, failures, generated, elapsed),
+        independent.render_report(evaluation, model_name, targets, failures, generated, elapsed, load),
         encoding="utf-8",
     )
     reasons = independent.reason_tag_accuracy(evaluation.examples, evaluation.predictions)
