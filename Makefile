@@ -6,7 +6,7 @@ RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent bench clean
+.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent simulate bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ nlu-report: venv venv-rasa ## 5-fold cross-validation → nlu/reports/cross_vali
 
 nlu-independent: venv venv-rasa ## the trained model on the independent test set → nlu/reports/independent_set.md
 	$(PY) scripts/nlu_report.py --independent
+
+simulate: venv venv-rasa ## simulated buyers (480 conversations, zh+en) → nlu/reports/simulation.md; SIM_ARGS=--check etc.
+	$(PY) scripts/simulate.py $(SIM_ARGS)
 
 bench: venv venv-rasa ## latency p50/p95 vs bare Rasa, sustained load (lost/duplicated replies), RSS → var/bench.md
 	$(PY) scripts/bench.py

@@ -1,0 +1,62 @@
+"""A private stack for a simulation: sandbox on a fresh SQLite DB, action server and Rasa with the current
+model, on free ports (the same commands as ``scripts/stack.py``, through ``tests/support/processes.py``)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.processes import ManagedProcess, ensure_model, free_port, stack_service
+
+API_KEY = "sim-platform-key"
+ADMIN_KEY = "sim-admin-key"
+
+
+@dataclass
+class SimStack:
+    sandbox_url: str
+    rasa_url: str
+    api_key: str
+    admin_key: str
+    processes: list[ManagedProcess]
+
+
+@contextmanager
+def private_stack(quiet: bool = False) -> Iterator[SimStack]:
+    model = ensure_model()
+    work = Path(tempfile.mkdtemp(prefix="kmbot-sim-"))
+    ports = {name: free_port() for name in ("SANDBOX_PORT", "ACTION_SERVER_PORT", "RASA_PORT")}
+    env = {
+        **{name: str(port) for name, port in ports.items()},
+        "SANDBOX_DATABASE_URL": f"sqlite+aiosqlite:///{(work / 'sandbox.db').as_posix()}",
+        "SANDBOX_API_KEY": API_KEY,
+        "SANDBOX_ADMIN_KEY": ADMIN_KEY,
+        "SANDBOX_SEED": "true",
+        "SANDBOX_SIMULATE": "false",
+        "SANDBOX_WEBHOOK_DELIVERY": "false",
+        "SANDBOX_RATE_LIMIT_PER_SECOND": "0",
+        "PLATFORM_API_KEY": API_KEY,
+        "VAR_DIR": str(work),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{(work / 'bot.db').as_posix()}",
+    }
+    started: list[ManagedProcess] = []
+    try:
+        for name in ("sandbox", "actions", "rasa"):
+            started.append(stack_service(name, env, model).start())
+        for process in started:
+            if not quiet:
+                print(f"  waiting for {process.name} …", flush=True)
+            process.wait_healthy()
+        yield SimStack(
+            sandbox_url=f"http://127.0.0.1:{ports['SANDBOX_PORT']}",
+            rasa_url=f"http://127.0.0.1:{ports['RASA_PORT']}",
+            api_key=API_KEY,
+            admin_key=ADMIN_KEY,
+            processes=started,
+        )
+    finally:
+        for process in reversed(started):
+            process.stop()

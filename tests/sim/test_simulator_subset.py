@@ -1,0 +1,54 @@
+"""A fixed-seed subset of the conversation simulator (issue 10) through the real Rasa server, action server
+and platform sandbox: about 30 buyers, zh and en, every goal kind, judged against issue 10's targets.
+
+Deselect with ``-m "not sim"``; the full run is ``make simulate``. Until the conversation repair of issue 10
+lands the targets are missed, so the test is an expected failure (not strict: it turns into XPASS when fixed).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.support.processes import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from sim.app import run
+from sim.stack import private_stack
+
+SUBSET = 30
+SEED = 11
+REPORT = ROOT / "var" / "simulation" / "subset.md"
+
+
+@pytest.mark.sim
+@pytest.mark.timeout(420)
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 10: typed answers, form exits and reason tags are not in main yet (the conversation work)",
+)
+def test_simulated_buyers_meet_issue_10_targets() -> None:
+    with private_stack(quiet=True) as stack:
+        for process in stack.processes:
+            process.assert_running()
+        result = run(
+            rasa_url=stack.rasa_url,
+            sandbox_url=stack.sandbox_url,
+            api_key=stack.api_key,
+            admin_key=stack.admin_key,
+            count=SUBSET,
+            seed=SEED,
+            langs=["zh", "en"],
+            concurrency=3,
+            progress=False,
+        )
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(result.report, encoding="utf-8")
+    records = [record for record, _ in result.judged]
+    assert len(records) == SUBSET
+    assert all(record.turns for record in records), "every conversation got at least one turn"
+    errors = [f"#{r.index}: {r.error}" for r in records if r.error]
+    assert not errors, f"conversations failed: {errors}"
+    assert not result.missed, f"targets missed (see {REPORT}):\n" + "\n".join(result.missed)
