@@ -172,13 +172,16 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _expected_minutes(goal: Goal, key: str) -> int | None:
+def _expected_minutes(goal: Goal, key: str, now: datetime) -> int | None:
+    """The promise a general question should state: the one in force now (night is 23:00–07:00 UTC+8)."""
     if goal.kind != "general":
         return None
+    hour = (now.astimezone(UTC) + timedelta(hours=8)).hour
+    night = goal.variant == "night" or hour >= 23 or hour < 7
     if goal.variant == "kind":
-        return SLA_MINUTES.get((key, None, False))
+        return SLA_MINUTES.get((key, None, night), SLA_MINUTES.get((key, None, False)))
     if goal.variant == "carrier":
-        return SLA_MINUTES.get(("phone_topup", key, False))
+        return SLA_MINUTES.get(("phone_topup", key if key == "telecom" or not night else None, night))
     return SLA_MINUTES.get(("phone_topup", "telecom" if key == "telecom" else None, True))
 
 
@@ -263,7 +266,7 @@ async def run_conversation(ctx: RunContext, index: int, goal: Goal) -> Conversat
             )
     except (RasaError, httpx.HTTPError, RuntimeError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"
-    record.expected_minutes = _expected_minutes(goal, buyer.general_key)
+    record.expected_minutes = _expected_minutes(goal, buyer.general_key, now)
     final = await ctx.sandbox.order(buyer_id, order_id)
     record.final_state = final["state"]
     record.final_tag = (final.get("cancel") or {}).get("tag")
@@ -283,7 +286,25 @@ async def run_all(
     async def one(index: int, goal: Goal) -> ConversationRecord:
         nonlocal done
         async with semaphore:
-            record = await run_conversation(ctx, index, goal)
+            try:
+                record = await run_conversation(ctx, index, goal)
+            except (RuntimeError, httpx.HTTPError, KeyError, ValueError) as exc:
+                # the platform side failed (setup or final read): keep the conversation as an error
+                buyer_id, telegram_user_id, order_id, _ = _ids(ctx, index)
+                record = ConversationRecord(
+                    index=index,
+                    kind=goal.kind,
+                    variant=goal.variant,
+                    lang=goal.lang,
+                    reason=goal.reason,
+                    savable=False,
+                    insisted=False,
+                    sender=f"tg-{telegram_user_id}",
+                    buyer_id=buyer_id,
+                    order_id=order_id,
+                    initial_state="?",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         done += 1
         if progress and (done % 25 == 0 or done == len(goals)):
             rate = done / max(time.monotonic() - started, 1e-6)
