@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=3, help="conversations at once (default 3)")
     parser.add_argument("--rasa-url", help="reuse a running Rasa server (and the stack behind it)")
     parser.add_argument("--rasa-token", help="Rasa's --auth-token, if it has one")
+    parser.add_argument(
+        "--metadata-secret",
+        default=os.environ.get("METADATA_SECRET"),
+        help="the bot's METADATA_SECRET of the reused stack (signs the Telegram identity; default from env)",
+    )
     parser.add_argument("--sandbox-url", default="http://127.0.0.1:8000")
     parser.add_argument("--api-key", default="sandbox-key", help="platform API key of the reused sandbox")
     parser.add_argument("--admin-key", default="sandbox-admin", help="admin key of the reused sandbox")
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             sandbox_url=args.sandbox_url,
             api_key=args.api_key,
             admin_key=args.admin_key,
+            metadata_secret=args.metadata_secret,
             **common,  # type: ignore[arg-type]
         )
     else:
@@ -70,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 sandbox_url=stack.sandbox_url,
                 api_key=stack.api_key,
                 admin_key=stack.admin_key,
+                metadata_secret=stack.metadata_secret,
                 **common,  # type: ignore[arg-type]
             )
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,7 @@ def run(
     langs: Sequence[str],
     concurrency: int = 3,
     rasa_token: str | None = None,
+    metadata_secret: str | None = None,
     progress: bool = True,
 ) -> Result:
     """Run ``count`` conversations against a running stack and judge them."""
@@ -62,7 +63,7 @@ def run(
     started = time.monotonic()
 
     async def go() -> tuple[list[ConversationRecord], str]:
-        sandbox, rasa = Sandbox(sandbox_url, api_key, admin_key), Rasa(rasa_url, rasa_token)
+        sandbox, rasa = Sandbox(sandbox_url, api_key, admin_key), Rasa(rasa_url, rasa_token, metadata_secret)
         try:
             ctx = RunContext(sandbox, rasa, seed, run_tag=int(time.time()) % 1000)
             records = await run_all(ctx, goals, concurrency=concurrency, progress=progress)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from integrations.hygiene import for_rasa
 from integrations.rasa.client import RasaClient
 from integrations.rasa.errors import RasaError
 from sim.goals import PRODUCTS, Button, Buyer, Goal, Observation
@@ -85,8 +86,8 @@ class Sandbox:
 class Rasa:
     """Rasa's REST channel (the bot's own client) plus the tracker for the dialogue state."""
 
-    def __init__(self, url: str, token: str | None = None) -> None:
-        self.client = RasaClient(url, timeout=60.0)
+    def __init__(self, url: str, token: str | None = None, metadata_secret: str | None = None) -> None:
+        self.client = RasaClient(url, timeout=60.0, auth_token=token, metadata_secret=metadata_secret)
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=httpx.Timeout(30.0))
         self._params = {"include_events": "NONE", **({"token": token} if token else {})}
 
@@ -225,7 +226,9 @@ async def run_conversation(ctx: RunContext, index: int, goal: Goal) -> Conversat
                 "message_id": number,
                 "channel": "telegram",
             }
-            replies = await ctx.rasa.client.send(sender, move.text, metadata)
+            # as the bot does: a tapped button's payload goes as is, typed text never as an /intent
+            text = move.text if move.tapped else for_rasa(move.text)
+            replies = await ctx.rasa.client.send(sender, text, metadata)
             tracker = await ctx.rasa.tracker(sender)
             order = await ctx.sandbox.order(buyer_id, order_id)
             clock = await ctx.sandbox.now()

@@ -13,6 +13,7 @@ from tests.support.processes import ManagedProcess, ensure_model, free_port, sta
 
 API_KEY = "sim-platform-key"
 ADMIN_KEY = "sim-admin-key"
+METADATA_SECRET = "sim-metadata-secret"  # the bot signs the Telegram identity; so does the simulator
 
 
 @dataclass
@@ -21,11 +22,12 @@ class SimStack:
     rasa_url: str
     api_key: str
     admin_key: str
+    metadata_secret: str
     processes: list[ManagedProcess]
 
 
 @contextmanager
-def private_stack(quiet: bool = False) -> Iterator[SimStack]:
+def private_stack(quiet: bool = False, rasa_timeout: float = 900.0) -> Iterator[SimStack]:
     model = ensure_model()
     work = Path(tempfile.mkdtemp(prefix="kmbot-sim-"))
     ports = {name: free_port() for name in ("SANDBOX_PORT", "ACTION_SERVER_PORT", "RASA_PORT")}
@@ -39,13 +41,17 @@ def private_stack(quiet: bool = False) -> Iterator[SimStack]:
         "SANDBOX_WEBHOOK_DELIVERY": "false",
         "SANDBOX_RATE_LIMIT_PER_SECOND": "0",
         "PLATFORM_API_KEY": API_KEY,
+        "METADATA_SECRET": METADATA_SECRET,
         "VAR_DIR": str(work),
         "DATABASE_URL": f"sqlite+aiosqlite:///{(work / 'bot.db').as_posix()}",
     }
     started: list[ManagedProcess] = []
     try:
         for name in ("sandbox", "actions", "rasa"):
-            started.append(stack_service(name, env, model).start())
+            process = stack_service(name, env, model)
+            # loading a model takes minutes on a busy machine; a slow start is not a failure here
+            process.start_timeout = max(process.start_timeout, rasa_timeout if name == "rasa" else 120.0)
+            started.append(process.start())
         for process in started:
             if not quiet:
                 print(f"  waiting for {process.name} …", flush=True)
@@ -55,6 +61,7 @@ def private_stack(quiet: bool = False) -> Iterator[SimStack]:
             rasa_url=f"http://127.0.0.1:{ports['RASA_PORT']}",
             api_key=API_KEY,
             admin_key=ADMIN_KEY,
+            metadata_secret=METADATA_SECRET,
             processes=started,
         )
     finally:

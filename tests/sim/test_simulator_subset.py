@@ -38,6 +38,7 @@ def test_simulated_buyers_meet_issue_10_targets() -> None:
             sandbox_url=stack.sandbox_url,
             api_key=stack.api_key,
             admin_key=stack.admin_key,
+            metadata_secret=stack.metadata_secret,
             count=SUBSET,
             seed=SEED,
             langs=["zh", "en"],
