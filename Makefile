@@ -64,7 +64,7 @@ nlu-report: venv venv-rasa ## 5-fold cross-validation → nlu/reports/cross_vali
 nlu-independent: venv venv-rasa ## the trained model on the independent test set → nlu/reports/independent_set.md
 	$(PY) scripts/nlu_report.py --independent
 
-simulate: venv venv-rasa ## simulated buyers (480 conversations, zh+en) → nlu/reports/simulation.md; SIM_ARGS=--check etc.
+simulate: venv venv-rasa ## simulated buyers (300 conversations, zh+en) → nlu/reports/simulation.md; SIM_ARGS=--check etc.
 	$(PY) scripts/simulate.py $(SIM_ARGS)
 
 bench: venv venv-rasa ## latency p50/p95 vs bare Rasa, sustained load (lost/duplicated replies), RSS → var/bench.md

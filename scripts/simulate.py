@@ -1,6 +1,6 @@
 """Simulated buyers against the real dialogue: ``make simulate`` → nlu/reports/simulation.md.
 
-    python scripts/simulate.py                      # 480 conversations, zh and en, seed 7, own private stack
+    python scripts/simulate.py                      # 300 conversations, zh and en, seed 7, own private stack
     python scripts/simulate.py --count 60 --lang zh
     python scripts/simulate.py --rasa-url http://127.0.0.1:5005 --sandbox-url http://127.0.0.1:8000
     python scripts/simulate.py --check              # exit 1 when a target of issue 10 is missed
@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--count", type=int, default=480, help="conversations (default 480)")
+    parser.add_argument("--count", type=int, default=300, help="conversations (default 300)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--lang", choices=["zh", "en", "both"], default="both")
-    parser.add_argument("--concurrency", type=int, default=3, help="conversations at once (default 3)")
+    parser.add_argument("--concurrency", type=int, default=4, help="conversations at once (default 4)")
     parser.add_argument("--rasa-url", help="reuse a running Rasa server (and the stack behind it)")
     parser.add_argument("--rasa-token", help="Rasa's --auth-token, if it has one")
     parser.add_argument(

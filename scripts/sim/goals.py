@@ -268,7 +268,7 @@ class Buyer:
     opened: bool = False
     done: bool = False
     interjected: bool = False
-    reopened: bool = False
+    pressed: int = 0
     form_seen: bool = False
     general_key: str = ""
     said_thanks: bool = False
@@ -289,7 +289,7 @@ class Buyer:
         if roll < 0.05 and len(text) > 6 and self.order_id not in text:
             return text[:-1] if not text[-1].isdigit() else text
         if roll < 0.09:
-            return text + self.rng.choice([" ", "  ", "~", "!!", "?", "。", "…"])
+            return text + self.rng.choice([" ", "  ", "~", "!!", "。", "…"])
         return text
 
     def tap(self, obs: Observation, meaning: str, wanted: str) -> Move | None:
@@ -424,18 +424,21 @@ class Buyer:
         return self.tap(obs, "keep", "keep") or self.say(P.ACCEPT_WAIT, "keep")
 
     def _after_form(self, obs: Observation) -> Move | None:
-        """No form is asking: the buyer re-asks once when nothing happened, then closes politely or leaves."""
+        """No form is asking: an insisting buyer presses on (twice at most), others close politely or leave."""
         g = self.goal
         if g.kind in {"stop", "handoff", "general", "order_question", "change_mind"}:
             self.done = True
             return None
-        if not self.reopened and obs.turn <= 4:
-            if g.insisted and obs.order_state != "cancelled" and (not self.form_seen or g.kind == "digress"):
-                self.reopened = True  # the request got lost (or the digression ended the form): ask again
-                return self.cancel_request()
-            if g.kind == "restore" and obs.order_state == "cancelled" and not self.form_seen:
-                self.reopened = True
-                return self.say(P.RESTORE_OPEN, "restore_request")
+        if g.insisted and obs.order_state != "cancelled" and self.pressed < 2:
+            self.pressed += 1  # the request got lost, an offer came outside a form, or a digression ended it
+            if obs.buttons:
+                tapped = self.tap(obs, "insist", "insist")
+                if tapped is not None:
+                    return tapped
+            return self.cancel_request() if self.pressed == 1 else self.say(P.INSIST, "insist")
+        if g.kind == "restore" and obs.order_state == "cancelled" and self.pressed < 1:
+            self.pressed += 1
+            return self.say(P.RESTORE_OPEN, "restore_request")
         if not self.said_thanks:
             self.said_thanks = True
             self.done = True

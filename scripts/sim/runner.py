@@ -89,7 +89,7 @@ class Rasa:
     def __init__(self, url: str, token: str | None = None, metadata_secret: str | None = None) -> None:
         self.client = RasaClient(url, timeout=60.0, auth_token=token, metadata_secret=metadata_secret)
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=httpx.Timeout(30.0))
-        self._params = {"include_events": "NONE", **({"token": token} if token else {})}
+        self._params = {"include_events": "AFTER_RESTART", **({"token": token} if token else {})}
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -234,7 +234,9 @@ async def run_conversation(ctx: RunContext, index: int, goal: Goal) -> Conversat
             clock = await ctx.sandbox.now()
             loop = (tracker.get("active_loop") or {}).get("name")
             slots = tracker.get("slots") or {}
-            latest = tracker.get("latest_message") or {}
+            # what the NLU read from this message: the parse data of the last user event
+            users = [e for e in tracker.get("events") or [] if e.get("event") == "user"]
+            latest = (users[-1].get("parse_data") if users else None) or {}
             bot = [
                 {
                     "text": r.text,

@@ -27,6 +27,7 @@ REPORT = ROOT / "var" / "simulation" / "subset.md"
 @pytest.mark.timeout(420)
 @pytest.mark.xfail(
     strict=False,
+    raises=AssertionError,
     reason="issue 10: typed answers, form exits and reason tags are not in main yet (the conversation work)",
 )
 def test_simulated_buyers_meet_issue_10_targets() -> None:
