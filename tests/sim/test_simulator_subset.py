@@ -24,7 +24,7 @@ REPORT = ROOT / "var" / "simulation" / "subset.md"
 
 
 @pytest.mark.sim
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(1500)  # a busy machine loads the model slowly; idle, the test takes ~3 min
 @pytest.mark.xfail(
     strict=False,
     raises=AssertionError,
