@@ -32,7 +32,7 @@ REASON_TAGS: tuple[str, ...] = (
 )
 
 # What each buyer message means; the metrics judge the bot's reaction by it.
-CANCEL_MEANINGS = frozenset({"cancel_request", "insist", "confirm_cancel", "reason"})
+CANCEL_MEANINGS = frozenset({"cancel_request", "cancel_with_reason", "insist", "confirm_cancel", "reason"})
 """Messages after which a cancellation may legitimately happen; anything else is affirmative or neutral."""
 
 
@@ -322,7 +322,7 @@ class Buyer:
             joiner = self.rng.choice(P.JOINERS[self.lang])
             parts = [request.text, reason] if self.rng.random() < 0.5 else [reason, request.text]
             self.reason_given += 1
-            return Move(joiner.join(parts), "cancel_request")
+            return Move(joiner.join(parts), "cancel_with_reason")
         return request
 
     def general_question(self, variant: str) -> Move:

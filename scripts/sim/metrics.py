@@ -212,6 +212,16 @@ def cancels_after_neutral(initial_state: str, turns: Sequence[TurnRecord]) -> li
     return found
 
 
+def reason_asked_again(turns: Sequence[TurnRecord]) -> bool:
+    """The buyer said why in the opening message and was asked for the reason anyway."""
+    said = False
+    for turn in turns:
+        said = said or turn.meaning == "cancel_with_reason"
+        if said and turn.requested_slot and "reason" in turn.requested_slot:
+            return True
+    return False
+
+
 def general_answer_problems(record: ConversationRecord) -> list[str]:
     """A general arrival question: the promised minutes must be stated, and no order of the buyer's."""
     if record.kind != "general" or not record.turns:
@@ -244,6 +254,7 @@ class Verdict:
     general: list[str] = field(default_factory=list)
     tickets: int = 0
     handoff_ticket: bool | None = None
+    reason_asked_again: bool = False
 
     @property
     def problems(self) -> list[str]:
@@ -265,6 +276,8 @@ class Verdict:
         out += [f"untrue time: {t}" for t in self.untrue_times]
         out += [f"shown to buyer: {t}" for t in self.leaks]
         out += self.general
+        if self.reason_asked_again:
+            out.append("reason asked again after the opening said it")
         return out
 
     @property
@@ -280,6 +293,7 @@ class Verdict:
             + 2 * (self.fix_applied is False)
             + 2 * (self.restored is False)
             + (self.handoff_ticket is False)
+            + self.reason_asked_again
             + len(self.general)
             + max(0, self.tickets - 1)
         )
@@ -314,6 +328,7 @@ def judge(
             verdict.untrue_times += untrue_times(text, now_local)
             verdict.leaks += leaks(text, names)
     verdict.general = general_answer_problems(record)
+    verdict.reason_asked_again = reason_asked_again(record.turns)
     return verdict
 
 
@@ -351,6 +366,8 @@ class Summary:
     leaks: int = 0
     general: int = 0
     general_ok: int = 0
+    reasons_stated: int = 0
+    reasons_asked_again: int = 0
     tickets: int = 0
     errors: int = 0
     tag_confusion: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -412,6 +429,9 @@ def summarise(pairs: Iterable[tuple[ConversationRecord, Verdict]]) -> Summary:
         if record.kind == "general":
             s.general += 1
             s.general_ok += not verdict.general
+        if any(t.meaning == "cancel_with_reason" for t in record.turns):
+            s.reasons_stated += 1
+            s.reasons_asked_again += verdict.reason_asked_again
         s.traps += len(verdict.traps)
         s.cancels_after_neutral += len(verdict.cancels_after_neutral)
         s.untrue_times += len(verdict.untrue_times)

@@ -91,6 +91,10 @@ def render(judged: Judged, info: RunInfo) -> str:
             "tickets per conversation",
             lambda s: f"{s.tickets / s.conversations:.2f}" if s.conversations else "–",
         ),
+        (
+            "reason asked again though the opening said it",
+            lambda s: f"{s.reasons_asked_again}/{s.reasons_stated}",
+        ),
         ("conversations that hit an error", lambda s: f"{s.errors}"),
     ]
     for row_label, value_of in rows:

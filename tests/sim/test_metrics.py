@@ -21,6 +21,7 @@ from sim.metrics import (
     cancels_after_neutral,
     judge,
     leaks,
+    reason_asked_again,
     summarise,
     traps,
     untrue_times,
@@ -195,3 +196,11 @@ def test_a_keeping_buyer_accepts_the_offer_and_an_insisting_one_confirms() -> No
         "cancel_form", "cancel_reason", [Button("r", '/inform{"cancel_reason":"found_cheaper"}')], [], 1
     )
     assert insist.next_move(reason).text == '/inform{"cancel_reason":"found_cheaper"}'  # type: ignore[union-attr]
+
+
+def test_a_reason_in_the_opening_must_not_be_asked_again() -> None:
+    asked = [turn("cancel_with_reason", "cancel_form", "cancel_reason")]
+    assert reason_asked_again(asked)
+    offered = [turn("cancel_with_reason", "cancel_form", "cancel_decision")]
+    assert not reason_asked_again(offered)
+    assert not reason_asked_again([turn("cancel_request", "cancel_form", "cancel_reason")])
