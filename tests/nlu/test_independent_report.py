@@ -145,3 +145,32 @@ def test_targets_and_report(evaluation: indep.Evaluation) -> None:
 def test_evaluate_refuses_mismatched_results() -> None:
     with pytest.raises(ValueError, match="4 parse results for 5 messages"):
         indep.evaluate(EXAMPLES, PARSED[:4])
+
+
+def test_reason_accuracy_line_for_the_cross_validation_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import nlu_report
+
+    model = tmp_path / "nlu-abc.tar.gz"
+    seen: list[str] = []
+
+    def fake_parse(path: Path, texts: list[str]) -> list[dict[str, Any]]:
+        assert path == model
+        seen.extend(texts)
+        # every message right except the first
+        return [
+            parsed(
+                text, "cancel_order", 0.9, [("cancel_reason", "other" if i == 0 else e.reason or "", 0, 1)]
+            )
+            for i, (text, e) in enumerate(zip(texts, reasoned, strict=True))
+        ]
+
+    reasoned = [e for e in indep.load_set() if e.reason is not None]
+    monkeypatch.setattr(nlu_report, "ensure_model", lambda quiet=False: model)
+    monkeypatch.setattr(indep, "parse_with_rasa", fake_parse)
+    line = nlu_report.reason_accuracy_line()
+    assert seen == [e.text for e in reasoned]  # only the messages that state a reason are parsed
+    total = len(reasoned)
+    wrong = 0 if reasoned[0].reason == "other" else 1
+    assert f"({total - wrong}/{total})" in line and "`nlu-abc.tar.gz`" in line
