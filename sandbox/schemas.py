@@ -196,6 +196,25 @@ class RedeemIn(InputModel):
     telegram_user_id: TelegramUserId
 
 
+class MerchantLinkTokenOut(ApiModel):
+    token: str
+    merchant_id: str
+    expires_at: datetime
+    deep_link: str
+
+
+class MerchantRedeemIn(InputModel):
+    token: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    telegram_chat_id: Annotated[
+        int,
+        Field(
+            ge=-TELEGRAM_ID_MAX,
+            le=TELEGRAM_ID_MAX,
+            description="the merchant's private chat with the bot (their user id) or a group (negative id)",
+        ),
+    ]
+
+
 class BuyerLinkOut(ApiModel):
     buyer_id: str
     telegram_user_id: int
@@ -230,6 +249,11 @@ class EscalationIn(InputModel):
     order_id: Identifier | None = None
     reason: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_text)]
     summary: LongText
+    accuses_merchant: bool = Field(
+        default=False,
+        description="the buyer accuses the order's merchant (fraud, bad faith): platform agents only, "
+        "never that merchant",
+    )
 
 
 class EscalationOut(ApiModel):
@@ -243,6 +267,12 @@ class EscalationOut(ApiModel):
     created_at: datetime
     updated_at: datetime
     csat: int | None
+    accuses_merchant: bool = False
+    appended: bool = Field(
+        default=False,
+        description="true when this request was added to the buyer's open ticket for the same order "
+        "(one open ticket per buyer and order) instead of opening a new one",
+    )
 
 
 class EscalationList(ApiModel):

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -170,6 +172,19 @@ class LinkToken(Base):
     used_by: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class MerchantLinkToken(Base):
+    """One-time tokens linking a merchant's Telegram chat (deep link); only a SHA-256 is stored."""
+
+    __tablename__ = "merchant_link_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.merchant_id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class Escalation(Base):
     __tablename__ = "escalations"
 
@@ -181,6 +196,7 @@ class Escalation(Base):
     summary: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20), index=True)
     csat: Mapped[int | None] = mapped_column(Integer)
+    accuses_merchant: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer)

@@ -38,6 +38,7 @@ from integrations.platform.models import (
     EventType,
     LinkToken,
     Merchant,
+    MerchantLinkToken,
     MerchantScore,
     Order,
     OrderList,
@@ -286,6 +287,19 @@ class PlatformClient:
     async def get_merchant(self, merchant_id: str) -> Merchant:
         return await self._get(Merchant, f"/v1/merchants/{_segment(merchant_id)}")
 
+    async def issue_merchant_link_token(
+        self, merchant_id: str, *, idempotency_key: str | None = None
+    ) -> MerchantLinkToken:
+        path = f"/v1/merchants/{_segment(merchant_id)}/link-tokens"
+        return await self._write("POST", MerchantLinkToken, path, {}, idempotency_key)
+
+    async def redeem_merchant_link_token(
+        self, token: str, telegram_chat_id: int, *, idempotency_key: str | None = None
+    ) -> Merchant:
+        """Tickets of the token's merchant now go to ``telegram_chat_id``; InvalidToken when refused."""
+        body = {"token": token, "telegram_chat_id": telegram_chat_id}
+        return await self._write("POST", Merchant, "/v1/merchant-links", body, idempotency_key)
+
     async def get_merchant_score(self, merchant_id: str) -> MerchantScore:
         return await self._get(MerchantScore, f"/v1/merchants/{_segment(merchant_id)}/score")
 
@@ -311,11 +325,16 @@ class PlatformClient:
         summary: str,
         *,
         order_id: str | None = None,
+        accuses_merchant: bool = False,
         idempotency_key: str | None = None,
     ) -> Escalation:
+        """Open a ticket, or add to the buyer's open one for the same order (``appended``). With
+        ``accuses_merchant`` (the buyer accuses the order's merchant) it goes to platform agents only."""
         body: dict[str, Any] = {"buyer_id": buyer_id, "reason": reason, "summary": summary}
         if order_id is not None:
             body["order_id"] = order_id
+        if accuses_merchant:
+            body["accuses_merchant"] = True
         return await self._write("POST", Escalation, "/v1/escalations", body, idempotency_key)
 
     async def get_escalation(self, escalation_id: str) -> Escalation:

@@ -164,6 +164,10 @@ class Escalation(PlatformModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     csat: int | None = None
+    accuses_merchant: bool = False
+    """The buyer accuses the order's merchant: the ticket goes to platform agents only."""
+    appended: bool = False
+    """This request was added to the buyer's open ticket for the same order (one open ticket per order)."""
 
 
 class Sla(PlatformModel):
@@ -178,6 +182,13 @@ class BuyerLink(PlatformModel):
     buyer_id: str
     telegram_user_id: int
     linked_at: AwareDatetime
+
+
+class MerchantLinkToken(PlatformModel):
+    token: str
+    merchant_id: str
+    expires_at: AwareDatetime
+    deep_link: str
 
 
 class LinkToken(PlatformModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,7 +29,9 @@ from sandbox.schemas import (
     EscalationOut,
     EscalationPatch,
     Instant,
+    MerchantLinkTokenOut,
     MerchantOut,
+    MerchantRedeemIn,
     MerchantScoreOut,
     RedeemIn,
     SlaList,
@@ -76,6 +79,42 @@ async def unlink(telegram_user_id: TelegramUserIdPath, runtime: RuntimeDep) -> R
 @router.get("/merchants/{merchant_id}", response_model=MerchantOut, tags=["merchants"])
 async def get_merchant(merchant_id: MerchantId, runtime: RuntimeDep) -> MerchantOut:
     return await runtime.db.run(lambda s: merchants.get_merchant(s, merchant_id))
+
+
+@router.post(
+    "/merchants/{merchant_id}/link-tokens",
+    status_code=201,
+    response_model=MerchantLinkTokenOut,
+    tags=["links"],
+)
+async def issue_merchant_link_token(
+    request: Request, merchant_id: MerchantId, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """A one-time token (15 min) linking the merchant's Telegram chat, and its bot deep link (`m-…`)."""
+    now, ttl = runtime.now(), runtime.settings.link_token_ttl_seconds
+
+    async def work(session: AsyncSession) -> tuple[int, object]:
+        token = await links.issue_merchant_token(
+            session, merchant_id, now, timedelta(seconds=ttl), runtime.settings.bot_username
+        )
+        return 201, token.model_dump(mode="json")
+
+    return await runtime.idempotent(request, idempotency_key, None, work)
+
+
+@router.post("/merchant-links", response_model=MerchantOut, tags=["links"])
+async def redeem_merchant_link_token(
+    request: Request, body: MerchantRedeemIn, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Redeem a merchant token: tickets for the merchant's orders now go to this chat
+    (`token_unknown|expired|used`)."""
+    now = runtime.now()
+
+    async def work(session: AsyncSession) -> tuple[int, object]:
+        merchant = await links.redeem_merchant_token(session, body.token, body.telegram_chat_id, now)
+        return 200, merchant.model_dump(mode="json")
+
+    return await runtime.idempotent(request, idempotency_key, body, work)
 
 
 @router.get("/merchants/{merchant_id}/score", response_model=MerchantScoreOut, tags=["merchants"])

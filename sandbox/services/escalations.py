@@ -16,15 +16,39 @@ from sandbox.services.views import escalation_out
 from sandbox.tables import Escalation
 
 CSAT_STATES = frozenset({"resolved", "closed"})
+OPEN_STATES = ("open", "merchant_notified", "agent_assigned")
+SUMMARY_LIMIT = 4000
 
 
 async def create_escalation(session: AsyncSession, request: EscalationIn, now: datetime) -> EscalationOut:
-    """Open a ticket; with an order it must be the buyer's own, and the order's merchant is attached."""
+    """Open a ticket; with an order it must be the buyer's own, and the order's merchant is attached.
+
+    One open ticket per buyer and order: a new request while one is open is added to it (its summary
+    appended, an accusation of the merchant kept) and answered with ``appended: true``.
+    """
     await require_buyer(session, request.buyer_id)
     merchant_id = None
     if request.order_id is not None:
         item = await owned_order(session, request.buyer_id, request.order_id)
         merchant_id = item.order.merchant_id
+    same_order = (
+        Escalation.order_id.is_(None) if request.order_id is None else Escalation.order_id == request.order_id
+    )
+    existing = (
+        await session.execute(
+            select(Escalation)
+            .where(Escalation.buyer_id == request.buyer_id, same_order, Escalation.state.in_(OPEN_STATES))
+            .order_by(Escalation.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        existing.summary = f"{existing.summary}\n---\n{request.summary}"[-SUMMARY_LIMIT:]
+        existing.accuses_merchant = bool(existing.accuses_merchant or request.accuses_merchant)
+        existing.updated_at = now
+        await session.flush()
+        return escalation_out(existing).model_copy(update={"appended": True})
     escalation = Escalation(
         escalation_id=new_id("ES"),
         order_id=request.order_id,
@@ -33,6 +57,7 @@ async def create_escalation(session: AsyncSession, request: EscalationIn, now: d
         reason=request.reason,
         summary=request.summary,
         state="open",
+        accuses_merchant=request.accuses_merchant,
         created_at=now,
         updated_at=now,
     )

@@ -12,10 +12,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sandbox.errors import ApiError
-from sandbox.schemas import BuyerLinkOut, LinkTokenOut
-from sandbox.services.common import require_buyer
-from sandbox.services.views import link_out
-from sandbox.tables import LinkToken, TelegramLink
+from sandbox.schemas import BuyerLinkOut, LinkTokenOut, MerchantLinkTokenOut, MerchantOut
+from sandbox.services.common import require_buyer, require_merchant
+from sandbox.services.views import link_out, merchant_out
+from sandbox.tables import LinkToken, MerchantLinkToken, TelegramLink
 
 
 def token_hash(token: str) -> str:
@@ -91,3 +91,52 @@ async def get_link(session: AsyncSession, telegram_user_id: int) -> BuyerLinkOut
 async def unlink(session: AsyncSession, telegram_user_id: int) -> None:
     """Remove the link; unlinking a user who is not linked is a no-op (the end state is the same)."""
     await session.execute(delete(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id))
+
+
+# ---------------------------------------------------------------- merchants
+
+
+async def issue_merchant_token(
+    session: AsyncSession, merchant_id: str, now: datetime, ttl: timedelta, bot_username: str
+) -> MerchantLinkTokenOut:
+    """A one-time token linking a merchant's Telegram chat; the deep link starts with ``m-`` for the bot."""
+    await require_merchant(session, merchant_id)
+    token = "m-" + secrets.token_urlsafe(24)
+    expires_at = now + ttl
+    session.add(
+        MerchantLinkToken(
+            token_hash=token_hash(token), merchant_id=merchant_id, created_at=now, expires_at=expires_at
+        )
+    )
+    return MerchantLinkTokenOut(
+        token=token,
+        merchant_id=merchant_id,
+        expires_at=expires_at,
+        deep_link=f"https://t.me/{bot_username}?start={token}",
+    )
+
+
+async def redeem_merchant_token(
+    session: AsyncSession, token: str, telegram_chat_id: int, now: datetime
+) -> MerchantOut:
+    """Point the token's merchant at ``telegram_chat_id`` (their private chat with the bot, or a group)."""
+    digest = token_hash(token)
+    row = await session.get(MerchantLinkToken, digest)
+    if row is None:
+        raise ApiError("token_unknown", "this link token does not exist")
+    if row.used_at is not None:
+        raise ApiError("token_used", "this link token has already been used")
+    if now >= row.expires_at:
+        raise ApiError("token_expired", "this link token has expired")
+    consumed = await session.execute(
+        update(MerchantLinkToken)
+        .where(MerchantLinkToken.token_hash == digest, MerchantLinkToken.used_at.is_(None))
+        .values(used_at=now, used_by=telegram_chat_id)
+        .execution_options(synchronize_session=False)
+    )
+    if consumed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ApiError("token_used", "this link token has already been used")
+    merchant = await require_merchant(session, row.merchant_id)
+    merchant.telegram_chat_id = telegram_chat_id
+    await session.flush()
+    return merchant_out(merchant)

@@ -142,6 +142,7 @@ def escalation_out(escalation: Escalation) -> EscalationOut:
             "created_at": escalation.created_at,
             "updated_at": escalation.updated_at,
             "csat": escalation.csat,
+            "accuses_merchant": bool(escalation.accuses_merchant),
         }
     )
 

@@ -113,6 +113,48 @@ async def test_escalation_lists_filter_by_state_and_buyer(platform: PlatformClie
     assert (await platform.get_escalation(first.escalation_id)).summary == "态度差"
 
 
+async def test_one_open_ticket_per_buyer_and_order(platform: PlatformClient) -> None:
+    order = (await platform.list_orders("B1001"))[0].order_id
+    first = await platform.create_escalation("B1001", "human_request", "要人工", order_id=order)
+    assert not first.appended and not first.accuses_merchant and first.merchant_id is not None
+    again = await platform.create_escalation(
+        "B1001", "complaint", "这商家是骗子吧", order_id=order, accuses_merchant=True
+    )
+    assert again.escalation_id == first.escalation_id and again.appended and again.accuses_merchant
+    assert again.summary == "要人工\n---\n这商家是骗子吧"
+    # another order, or no order, is another ticket; a later request without the accusation keeps it
+    other = await platform.create_escalation("B1001", "human_request", "别的事")
+    assert other.escalation_id != first.escalation_id and not other.appended
+    third = await platform.create_escalation("B1001", "human_request", "还在吗", order_id=order)
+    assert third.escalation_id == first.escalation_id and third.accuses_merchant
+    # once resolved, a new request opens a new ticket
+    await platform.update_escalation(first.escalation_id, "resolved")
+    fresh = await platform.create_escalation("B1001", "human_request", "又出问题了", order_id=order)
+    assert fresh.escalation_id != first.escalation_id and not fresh.appended and not fresh.accuses_merchant
+    assert (await platform.get_escalation(first.escalation_id)).accuses_merchant
+
+
+async def test_merchant_links_a_telegram_chat_with_a_one_time_token(
+    platform: PlatformClient, admin: SandboxAdmin
+) -> None:
+    token = await platform.issue_merchant_link_token("M01")
+    assert token.token.startswith("m-") and len(token.token) <= 64
+    assert token.deep_link.endswith(f"?start={token.token}") and token.merchant_id == "M01"
+    merchant = await platform.redeem_merchant_link_token(token.token, 880001)
+    assert merchant.telegram_chat_id == 880001
+    assert (await platform.get_merchant("M01")).telegram_chat_id == 880001
+    with pytest.raises(InvalidToken) as reused:
+        await platform.redeem_merchant_link_token(token.token, 880002)
+    assert reused.value.code == "token_used"
+    with pytest.raises(InvalidToken):  # a buyer's token is not a merchant's
+        await platform.redeem_merchant_link_token((await platform.issue_link_token("B1003")).token, 1)
+    late = await platform.issue_merchant_link_token("M01")
+    await admin.advance(15 * 60)
+    with pytest.raises(InvalidToken) as expired:
+        await platform.redeem_merchant_link_token(late.token, 880003)
+    assert expired.value.code == "token_expired"
+
+
 # ---------------------------------------------------------------- merchant score
 
 
