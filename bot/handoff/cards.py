@@ -74,6 +74,8 @@ def render_card(ticket: HandoffTicket, order: Order | None, *, holder: str = "")
     """The order card: ticket, order (secrets and numbers masked), the buyer's problem, what the bot tried."""
     reason = REASON_LABELS.get(ticket.reason, ticket.reason or "-")
     lines = [f"🎫 工单 <code>{_e(ticket.ticket_id)}</code> · {_e(reason)}"]
+    if ticket.accuses_merchant:
+        lines.append("⚠️ 买家投诉商家（欺诈/恶意等）：仅由平台处理，勿转给商家")
     if holder:
         lines.append(_e(holder))
     if order is not None:

@@ -10,6 +10,7 @@ from typing import Any
 from bot.handoff.service import END_PAYLOAD, BuyerRef, HandoffService
 from bot.i18n import Language
 from bot.services.conversation import BuyerMessage, ConversationService
+from bot.services.pending import PendingMessage
 from integrations.rasa import BotButton, BotReply
 
 log = logging.getLogger(__name__)
@@ -54,3 +55,20 @@ class HandoffAwareConversation(ConversationService):
                 )
                 out.append(BotReply(text=notice.text, buttons=buttons))
         return out
+
+    async def on_handed_over(self, first: PendingMessage, ticket: str) -> list[BotReply]:
+        """The assistant stayed down and ``ticket`` was opened: a person takes the conversation, like any
+        escalation (merchant first, then agents); the waiting messages are its transcript."""
+        try:
+            notice = await self._handoff.start(
+                BuyerRef(first.user_id, first.chat_id, first.language), ticket, None
+            )
+        except Exception:
+            log.exception("handoff of %s (assistant down) could not start", ticket)
+            return []
+        if notice is None:
+            return []
+        buttons = (
+            [BotButton(title=END_BUTTON[first.language], payload=END_PAYLOAD)] if notice.end_button else []
+        )
+        return [BotReply(text=notice.text, buttons=buttons)]

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.handoff.cards import first_post, render_card
+from bot.handoff.cards import first_post, render_card, split_summary
 from bot.handoff.hours import BusinessHours
 from bot.handoff.masking import mask_number, mask_text
 from bot.handoff.ports import (
@@ -196,7 +196,7 @@ class HandoffService:
             return None
         existing = await self._repo.get(escalation_id)
         if existing is not None:
-            return await self.buyer_notice(existing) if existing.active else None
+            return await self._asked_again(existing) if existing.active else None
         current = await self.active_for_buyer(buyer.user_id)
         if current is not None:
             return Notice(buyer_text("already_human", buyer.language), end_button=True)
@@ -213,7 +213,8 @@ class HandoffService:
                 merchant_chat, merchant_name = merchant.telegram_chat_id, merchant.name
             except PlatformError as exc:
                 log.warning("merchant %s unreadable: %s", escalation.merchant_id, exc)
-        if merchant_chat is None and self.settings.agents_chat_id is None:
+        accuses = escalation.accuses_merchant
+        if (merchant_chat is None or accuses) and self.settings.agents_chat_id is None:
             log.warning("handoff of %s not started: no merchant chat and no AGENTS_CHAT_ID", escalation_id)
             return None
         ticket, created = await self._repo.create(
@@ -228,6 +229,7 @@ class HandoffService:
                 summary=escalation.summary,
                 merchant_id=escalation.merchant_id,
                 merchant_chat_id=merchant_chat,
+                accuses_merchant=accuses,
                 route="agents",
                 state="queued",
                 created_at=self._clock(),
@@ -241,14 +243,57 @@ class HandoffService:
         await self._repo.audit(ticket.ticket_id, "escalated", detail=escalation.reason)
         order = await self._order(ticket)
         routed = False
-        if merchant_chat is not None:
+        if merchant_chat is not None and not accuses:
             routed = await self._route_to_merchant(ticket, order, merchant_name)
         if not routed:
-            await self._route_to_agents(
-                ticket, order, "no_merchant" if merchant_chat is None else "merchant_unreachable"
+            why = (
+                "accuses_merchant"
+                if accuses
+                else "no_merchant"
+                if merchant_chat is None
+                else "merchant_unreachable"
+            )
+            await self._route_to_agents(ticket, order, why)
+        if accuses and merchant_chat is not None:  # told that and why, never the complaint itself
+            await self._tell(
+                merchant_chat,
+                staff_text("kept_from_merchant", ticket=ticket.ticket_id, order=ticket.order_id or "-"),
             )
         fresh = await self._repo.get(ticket.ticket_id)
         return await self.buyer_notice(fresh or ticket)
+
+    async def _asked_again(self, ticket: HandoffTicket) -> Notice:
+        """The assistant handed over again while this ticket is open (one open ticket per buyer and order):
+        the new request is added to it; an accusation of the merchant takes the ticket from the merchant."""
+        try:
+            escalation = await self._platform.get_escalation(ticket.ticket_id)
+        except PlatformError as exc:
+            log.warning("escalation %s unreadable: %s", ticket.ticket_id, exc)
+            return await self.buyer_notice(ticket)
+        if escalation.summary == ticket.summary and escalation.accuses_merchant == ticket.accuses_merchant:
+            return await self.buyer_notice(ticket)  # the same request again (a redelivered reply)
+        added = escalation.summary.rpartition("\n---\n")[2] if escalation.summary != ticket.summary else ""
+        await self._repo.update(
+            ticket.ticket_id,
+            summary=escalation.summary,
+            accuses_merchant=ticket.accuses_merchant or escalation.accuses_merchant,
+        )
+        await self._repo.audit(ticket.ticket_id, "request_added", detail=mask_text(added)[:500])
+        taken = escalation.accuses_merchant and not ticket.accuses_merchant and ticket.route == "merchant"
+        if taken and await self._repo.transition(ticket.ticket_id, ("merchant", "assigned"), state="queued"):
+            await self._repo.audit(ticket.ticket_id, "taken_from_merchant", detail="accuses_merchant")
+            await self._pass_to_agents(ticket, "accuses_merchant", tell_buyer=False)
+        fresh = await self._repo.get(ticket.ticket_id) or ticket
+        holder = self._human_chat(fresh)
+        if holder is not None and added:
+            asked, _ = split_summary(added)
+            text = html.escape(mask_text(" / ".join(asked[-3:]) or added)[:600], quote=False)
+            await self._tell_holder(
+                fresh, holder, staff_text("request_added", ticket=fresh.ticket_id, text=text)
+            )
+        notice = await self.buyer_notice(fresh)
+        head = buyer_text("request_added", _language(fresh.language), ticket=fresh.ticket_id)
+        return Notice(f"{head}\n{notice.text}", end_button=True)
 
     async def buyer_notice(self, ticket: HandoffTicket) -> Notice:
         language = _language(ticket.language)
@@ -371,7 +416,7 @@ class HandoffService:
             moved += 1
         return moved
 
-    async def _pass_to_agents(self, ticket: HandoffTicket, why: str) -> None:
+    async def _pass_to_agents(self, ticket: HandoffTicket, why: str, *, tell_buyer: bool = True) -> None:
         minutes = max(1, round(self.settings.merchant_sla.total_seconds() / 60))
         reason = staff_text(why, minutes=minutes)
         fresh = await self._route_to_agents(ticket, None, why)
@@ -381,6 +426,8 @@ class HandoffService:
             )
             if ticket.card_message_id is not None:
                 await self.messenger.set_buttons(ticket.merchant_chat_id, ticket.card_message_id, None)
+        if not tell_buyer:
+            return
         language = _language(ticket.language)
         notice = await self.buyer_notice(fresh)
         prefix = buyer_text("sla_passed", language) + "\n" if why == "sla_expired" else ""

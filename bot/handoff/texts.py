@@ -36,6 +36,10 @@ _BUYER: dict[str, dict[Language, str]] = {
         "zh": "✅ 人工服务已结束，智能助手继续为您服务。请为本次人工服务打分（1 最差，5 最好）：",
         "en": "✅ The handoff has ended; the assistant is back. Please rate the help you got (1 worst, 5 best):",
     },
+    "request_added": {
+        "zh": "📎 您的新请求已补充到进行中的工单 {ticket}，同一位客服会一并处理。",
+        "en": "📎 Your new request was added to your open ticket {ticket}; the same person handles both.",
+    },
     "thanks": {"zh": "谢谢您的评价（{score} 分）！", "en": "Thank you for your rating ({score}/5)!"},
     "already_human": {
         "zh": "您已在人工服务中，客服会在这里回复您；发送 /end 可结束。",
@@ -68,6 +72,9 @@ STAFF: dict[str, str] = {
     "passed_by_merchant": "商家转交",
     "merchant_unreachable": "商家会话不可用",
     "no_merchant": "无商家会话",
+    "accuses_merchant": "买家对商家的投诉由平台客服处理",
+    "kept_from_merchant": "ℹ️ 订单 {order} 的买家工单 {ticket} 由平台客服处理（涉及对商家的投诉，按规则不转商家）。如需您配合，平台客服会联系您。",
+    "request_added": "📎 买家再次请求人工，已并入工单 {ticket}：\n{text}",
     "csat": "⭐ 买家为工单 {ticket} 评分：{score}/5",
     "restored": "✅ {name} 已恢复订单 {order}（状态：{state}）。",
     "fixed": "✅ {name} 已修改订单 {order} 的充值信息：{target}",

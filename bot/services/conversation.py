@@ -166,8 +166,15 @@ class ConversationService:
         if self._escalator is not None:
             ticket = await self._escalator.escalate(first.user_id, "assistant_unavailable", "\n".join(texts))
         key = "handed_over" if ticket else "handed_over_no_ticket"
-        await deliver(chat_id, [BotReply(text=text(key, first.language).format(ticket=ticket or ""))])
+        replies = [BotReply(text=text(key, first.language).format(ticket=ticket or ""))]
+        if ticket:
+            replies += await self.on_handed_over(first, ticket)
+        await deliver(chat_id, replies)
         return len(texts)
+
+    async def on_handed_over(self, first: PendingMessage, ticket: str) -> list[BotReply]:
+        """Hook: ``ticket`` was opened for the waiting messages; more to tell the buyer (handoff relay)."""
+        return []
 
 
 def _attempted(item: PendingMessage) -> PendingMessage:

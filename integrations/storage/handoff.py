@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -48,6 +49,10 @@ class HandoffTicket(Base):
     summary: Mapped[str] = mapped_column(Text, nullable=False, default="")
     merchant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     merchant_chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    merchant_topic_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The ticket's topic in the merchant's chat (private chat with topics), else None: reply threading."""
+    accuses_merchant: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    """The buyer accuses the order's merchant: platform agents only, never that merchant."""
     route: Mapped[str] = mapped_column(String(16), nullable=False, default="agents")  # merchant | agents
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     agents_chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -64,6 +69,7 @@ class HandoffTicket(Base):
 
     __table_args__ = (
         Index("ix_handoff_tickets_buyer_state", "buyer_user_id", "state"),
+        Index("ix_handoff_tickets_merchant_topic", "merchant_chat_id", "merchant_topic_id"),
         Index("ix_handoff_tickets_topic", "agents_chat_id", "topic_id"),
         Index("ix_handoff_tickets_state_deadline", "state", "sla_deadline"),
     )
@@ -113,6 +119,19 @@ class HandoffAudit(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
     __table_args__ = (Index("ix_handoff_audit_ticket", "ticket_id", "id"),)
+
+
+class HandoffMerchantChat(Base):
+    """A merchant's Telegram chat linked through the platform's deep link (a private chat with the bot, or a
+    group); ``topics`` remembers whether that chat takes forum topics (``yes``/``no``, unknown until tried)."""
+
+    __tablename__ = "handoff_merchant_chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    topics: Mapped[str] = mapped_column(String(8), nullable=False, default="unknown")
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +217,54 @@ class HandoffRepository:
                 .order_by(HandoffTicket.created_at)
             )
             return list(rows.all())
+
+    async def by_merchant_topic(self, chat_id: int, topic_id: int) -> HandoffTicket | None:
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(HandoffTicket)
+                .where(HandoffTicket.merchant_chat_id == chat_id, HandoffTicket.merchant_topic_id == topic_id)
+                .order_by(HandoffTicket.created_at.desc())
+                .limit(1)
+            )
+
+    async def history(self, buyer_user_id: int, order_id: str | None, before: str) -> list[HandoffTicket]:
+        """Earlier tickets of this buyer about this order (or without one), oldest first."""
+        async with self._sessions() as session:
+            same_order = (
+                HandoffTicket.order_id.is_(None) if order_id is None else HandoffTicket.order_id == order_id
+            )
+            rows = await session.scalars(
+                select(HandoffTicket)
+                .where(
+                    HandoffTicket.buyer_user_id == buyer_user_id,
+                    same_order,
+                    HandoffTicket.ticket_id != before,
+                )
+                .order_by(HandoffTicket.created_at)
+            )
+            return list(rows.all())
+
+    # ------------------------------------------------------------------ merchant chats
+
+    async def link_merchant_chat(self, chat_id: int, merchant_id: str, name: str) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(HandoffMerchantChat, chat_id)
+            if row is None:
+                session.add(HandoffMerchantChat(chat_id=chat_id, merchant_id=merchant_id, name=name[:128]))
+            else:
+                row.merchant_id, row.name, row.linked_at = merchant_id, name[:128], utcnow()
+
+    async def merchant_chat(self, chat_id: int) -> HandoffMerchantChat | None:
+        async with self._sessions() as session:
+            return await session.get(HandoffMerchantChat, chat_id)
+
+    async def set_merchant_topics(self, chat_id: int, topics: str) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(HandoffMerchantChat, chat_id)
+            if row is None:
+                session.add(HandoffMerchantChat(chat_id=chat_id, merchant_id="", topics=topics))
+            else:
+                row.topics = topics
 
     async def merchant_overdue(self, now: datetime) -> list[HandoffTicket]:
         """Tickets the merchant left unanswered past their SLA deadline."""

@@ -115,16 +115,22 @@ class FakePlatform:
     states: list[str] = field(default_factory=list)
     csat: list[int] = field(default_factory=list)
     actions: list[tuple[str, Any]] = field(default_factory=list)
+    summary: str = (
+        "buyer [order_status]: 我的订单 KM20261128001 手机 13800138000 还没到\nbot: action_order_status"
+    )
+    accuses: bool = False
+    order_id: str | None = "KM20261128001"
 
     def _escalation(self, state: str = "open") -> Escalation:
         return Escalation.model_validate(
             {
                 "escalation_id": "E1",
-                "order_id": "KM20261128001",
+                "order_id": self.order_id,
                 "buyer_id": "B1001",
                 "merchant_id": self.merchant_id,
                 "reason": "human_request",
-                "summary": "buyer [order_status]: 我的订单 KM20261128001 手机 13800138000 还没到\nbot: action_order_status",
+                "summary": self.summary,
+                "accuses_merchant": self.accuses,
                 "state": state,
                 "created_at": NOW.isoformat(),
                 "updated_at": NOW.isoformat(),
