@@ -6,7 +6,7 @@ RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent simulate bench clean
+.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent simulate bench ops-bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ simulate: venv venv-rasa ## simulated buyers (300 conversations, zh+en) → nlu/
 
 bench: venv venv-rasa ## latency p50/p95 vs bare Rasa, sustained load (lost/duplicated replies), RSS → var/bench.md
 	$(PY) scripts/bench.py
+
+ops-bench: venv ## /ops and /ops/api p95 on PostgreSQL with 100,000 conversations and 20,000 cancellations → var/ops-bench.md
+	$(PY) scripts/ops_bench.py
 
 test: venv venv-rasa ## the whole suite: lint, unit, integration (PostgreSQL, Redis) and end-to-end
 	$(MAKE) lint

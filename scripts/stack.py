@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -202,6 +203,7 @@ def demo() -> int:
     """The stack in the background and the bot in the foreground; what demo started stops with it."""
     started = up(with_bot=False)
     env = {**os.environ, **services(dict(os.environ), None)["bot"].env}
+    env.update(ops_access(env))
     print("stack is up; starting the bot (Ctrl-D or Ctrl-C quits)", file=sys.stderr)
     try:
         return subprocess.call([str(MAIN_PY), "-m", "bot"], cwd=ROOT, env=env)
@@ -210,6 +212,29 @@ def demo() -> int:
     finally:
         for name in reversed(started):
             stop(name)
+
+
+def ops_access(env: dict[str, str]) -> dict[str, str]:
+    """The operators' page needs OPS_TOKEN: the one set, else one generated once into var/ops-token (0600)."""
+    token = env.get("OPS_TOKEN", "")
+    where = "OPS_TOKEN"
+    if not token:
+        path = VAR / "ops-token"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(24))
+        token, where = (
+            path.read_text().strip(),
+            str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+        )
+    port = ports(env)["bot"]
+    print(
+        f"ops page: http://127.0.0.1:{port}/ops (sign in with the token in {where}; "
+        f"/ops/api/... takes it as 'Authorization: Bearer <token>'); metrics: http://127.0.0.1:{port}/metrics",
+        file=sys.stderr,
+    )
+    return {"OPS_TOKEN": token}
 
 
 def status() -> None:
