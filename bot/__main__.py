@@ -34,6 +34,7 @@ from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.metrics import BotMetrics, MeteredAssistant, MeteredHandoffRepository, UpdateMetrics, sample_pending
 from bot.middlewares import OutgoingLogMiddleware
 from bot.ops.setup import Observability, build_observability
+from bot.ordering import install_outermost
 from bot.outbox import Outbox
 from bot.platform_events import OutboxNotifier, PlatformEventsReceiver, languages_from_conversation_log
 from bot.retention import purge_forever
@@ -112,7 +113,9 @@ async def run(settings: BotSettings) -> None:
             actions_healthy=probe.healthy,
         )
         dispatcher = build_dispatcher(storage, services)
-        dispatcher.update.outer_middleware.register(UpdateMetrics(metrics))
+        install_outermost(
+            dispatcher, UpdateMetrics(metrics)
+        )  # counts from arrival, before the per-chat queue
         sampler = asyncio.create_task(sample_pending(metrics, pending))
         stack.callback(sampler.cancel)
         observability = build_observability(settings, metrics, engine, platform)

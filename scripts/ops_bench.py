@@ -5,7 +5,8 @@
 
 Seeds 100,000 conversations and 20,000 cancellation outcomes over 90 days (with 30 merchants, the three
 product kinds, both languages and all twelve reason tags), 6,000 handoff tickets with their audit entries,
-relayed replies and ratings; migrates with Alembic (so the indexes are the migration's), ANALYZEs, serves the
+relayed replies and ratings; migrates with Alembic (so the indexes are the migration's), VACUUM ANALYZEs (as
+autovacuum would), serves the
 real /ops routes on loopback and requests each view repeatedly over HTTP. Writes var/ops-bench.md and exits
 non-zero when a p95 is 300 ms or more.
 """
@@ -149,9 +150,9 @@ async def seed(url: str, now: datetime, rng: random.Random) -> None:
         await connection.execute(insert(HandoffTicket), tickets)
         await connection.execute(insert(HandoffAudit), audits)
         await connection.execute(insert(HandoffRelay), relays)
-    async with engine.connect() as connection:
-        await connection.execute(text("COMMIT"))
-        await connection.execute(text("ANALYZE"))
+    async with engine.connect() as connection:  # what autovacuum does to a table in steady state
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text("VACUUM ANALYZE"))
     await engine.dispose()
 
 
@@ -214,6 +215,7 @@ async def main() -> int:
     )
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--reuse", action="store_true", help="OPS_BENCH_DATABASE_URL is already seeded")
     args = parser.parse_args()
     url = os.environ.get("OPS_BENCH_DATABASE_URL")
     created = None
@@ -224,14 +226,17 @@ async def main() -> int:
     try:
         began = time.perf_counter()
         await upgrade_to_head(url)
-        await seed(url, datetime.now(UTC), random.Random(13))
-        seeded = time.perf_counter() - began
-        print(f"seeded {CONVERSATIONS:,} conversations, {CANCELLATIONS:,} cancellations, {TICKETS:,} tickets "
-              f"in {seeded:.0f} s", file=sys.stderr)  # fmt: skip
+        if not args.reuse:
+            await seed(url, datetime.now(UTC), random.Random(13))
+            seeded = time.perf_counter() - began
+            print(f"seeded {CONVERSATIONS:,} conversations, {CANCELLATIONS:,} cancellations, {TICKETS:,} tickets "
+                  f"in {seeded:.0f} s", file=sys.stderr)  # fmt: skip
         results = await measure(url, args.repeats)
     finally:
         if created and not args.keep:
             await admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)')
+        elif created:
+            print(f"kept: OPS_BENCH_DATABASE_URL={url} (add --reuse to measure it again)", file=sys.stderr)
     lines = [
         "# /ops benchmark",
         "",

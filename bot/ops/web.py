@@ -159,6 +159,7 @@ class OpsPage:
         self._analytics = analytics
         self._scores = scores
         self._timezone = timezone
+        self._merchants_cache: tuple[float, list[str]] | None = None
 
     def register(self, app: web.Application) -> None:
         router = app.router
@@ -229,6 +230,13 @@ class OpsPage:
         response = web.Response(status=303, headers={"Location": "/ops"})
         self._auth.sign_out(response)
         return response
+
+    async def _merchant_choices(self) -> list[str]:
+        """The merchant filter's choices, read at most once a minute."""
+        now = time.monotonic()
+        if self._merchants_cache is None or self._merchants_cache[0] < now:
+            self._merchants_cache = (now + 60.0, await self._analytics.merchant_ids())
+        return self._merchants_cache[1]
 
     # ------------------------------------------------------------------ JSON
 
@@ -334,9 +342,8 @@ class OpsPage:
     async def page(self, request: web.Request) -> web.Response:
         ui = ui_language(request)
         filters = self._filters(request)
-        data = await self._analytics.overview(filters)
+        data, merchant_ids = await asyncio.gather(self._analytics.overview(filters), self._merchant_choices())
         data["merchants"] = await self._with_scores(data["merchants"])
-        merchant_ids = await self._analytics.merchant_ids()
         body = _render(filters, data, merchant_ids, ui, dict(request.query))
         return web.Response(text=_document(t("title", ui), body, ui), content_type="text/html")
 

@@ -15,21 +15,25 @@ Periods are whole days in the operators' time zone, ``start`` and ``end`` inclus
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import median
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement as Column
 
 from integrations.storage.handoff import HandoffAudit, HandoffRelay, HandoffTicket
 from integrations.storage.models import CancellationOutcome, Conversation
 from integrations.storage.repositories import CONVERSATION_GAP
 
+T = TypeVar("T")
 REQUEST_OUTCOMES = ("saved", "cancelled", "escalated")
 SAVE_KINDS = ("fixed_account", "fixed_region", "kept_waiting", "payment_help", "restored")
 REOPEN_WINDOW = timedelta(days=7)
@@ -250,6 +254,14 @@ def _outcome_conditions(filters: Filters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def _in_period(c: Any, filters: Filters) -> list[ColumnElement[bool]]:
+    """Conversations (``c``: the entity or an alias) started in the period, of the buyer language if set."""
+    conditions: list[ColumnElement[bool]] = [c.started_at >= filters.since, c.started_at < filters.until]
+    if filters.language is not None:
+        conditions.append(c.language == filters.language)
+    return conditions
+
+
 def _ticket_conditions(filters: Filters) -> list[ColumnElement[bool]]:
     t = HandoffTicket
     conditions: list[ColumnElement[bool]] = [t.created_at >= filters.since, t.created_at < filters.until]
@@ -288,12 +300,19 @@ def _funnel_row(key: str, row: Any) -> FunnelRow:
 
 
 def _local_day(connection: AsyncConnection, column: Any, filters: Filters) -> Column[Any]:
-    """The local calendar day of a UTC timestamp column, as ``YYYY-MM-DD`` text."""
+    """The local calendar day of a UTC timestamp column (a date on PostgreSQL: hashed, not collated text)."""
     if connection.dialect.name == "postgresql":
-        return func.to_char(func.timezone(filters.timezone, column), "YYYY-MM-DD")
+        return func.date(func.timezone(filters.timezone, column))
     offset = filters.zone.utcoffset(datetime.combine(filters.start, time(12)))
     minutes = int(offset.total_seconds() // 60) if offset else 0
     return func.strftime("%Y-%m-%d", column, f"{minutes:+d} minutes")
+
+
+def _minus(connection: AsyncConnection, column: Any, delta: timedelta) -> Column[Any]:
+    """``column - delta`` on both backends (SQLite keeps timestamps as text: its arithmetic would be wrong)."""
+    if connection.dialect.name == "postgresql":
+        return cast(Column[Any], column - delta)
+    return func.strftime("%Y-%m-%d %H:%M:%f", column, f"-{int(delta.total_seconds())} seconds")
 
 
 def _seconds_between(connection: AsyncConnection, later: Any, earlier: Any) -> Column[Any]:
@@ -316,10 +335,6 @@ class Analytics:
         async with self._engine.connect() as connection:
             return await self._series(connection, filters)
 
-    async def containment(self, filters: Filters) -> Containment:
-        async with self._engine.connect() as connection:
-            return await self._containment(connection, filters)
-
     async def csat(self, filters: Filters) -> Csat:
         async with self._engine.connect() as connection:
             return await self._csat(connection, filters)
@@ -329,13 +344,14 @@ class Analytics:
             return await self._merchants(connection, filters)
 
     async def overview(self, filters: Filters) -> dict[str, Any]:
-        """Everything the page shows, on one connection."""
-        async with self._engine.connect() as connection:
-            funnel = await self._funnel(connection, filters)
-            series = await self._series(connection, filters)
-            containment = await self._containment(connection, filters)
-            csat = await self._csat(connection, filters)
-            merchants = await self._merchants(connection, filters)
+        """Everything the page shows; the blocks run side by side, each on a pooled connection."""
+        funnel, series, containment, csat, merchants = await asyncio.gather(
+            self.funnel(filters),
+            self.save_rate_series(filters),
+            self.containment(filters),
+            self.csat(filters),
+            self.merchants(filters),
+        )
         return {
             "funnel": funnel.as_dict(),
             "save_rate_series": [point.as_dict() for point in series],
@@ -365,7 +381,6 @@ class Analytics:
             select(o.reason_tag, *_funnel_columns())
             .where(*_outcome_conditions(filters))
             .group_by(o.reason_tag)
-            .order_by(o.reason_tag)
         )
         by_tag = [_funnel_row(row.reason_tag, row) for row in await connection.execute(query)]
         by_tag.sort(key=lambda row: (-row.requests, row.reason_tag))
@@ -387,94 +402,122 @@ class Analytics:
             )
             .where(*_outcome_conditions(filters))
             .group_by(day, o.reason_tag)
-            .order_by(day, o.reason_tag)
         )
-        return [
-            SaveRatePoint(date.fromisoformat(row.day), row.reason_tag, int(row.requests), int(row.saved))
+        points = [
+            SaveRatePoint(_as_date(row.day), row.reason_tag, int(row.requests), int(row.saved))
             for row in await connection.execute(query)
         ]
+        points.sort(key=lambda point: (point.day, point.reason_tag))  # in Python: no collated sort in SQL
+        return points
 
-    async def _containment(self, connection: AsyncConnection, filters: Filters) -> Containment:
-        c, t, r, a = Conversation, HandoffTicket, HandoffRelay, HandoffAudit
-        conversations = handed_off = None
-        if not filters.by_order:
-            in_period = [c.started_at >= filters.since, c.started_at < filters.until]
-            if filters.language is not None:
-                in_period.append(c.language == filters.language)
-            conversations = int(await connection.scalar(select(func.count()).where(*in_period)) or 0)
-            handed_off = int(
-                await connection.scalar(
-                    select(func.count(func.distinct(c.id)))
-                    .select_from(t)
-                    .join(
-                        c,
-                        and_(
-                            c.chat_id == t.buyer_chat_id,
-                            c.started_at <= t.created_at,
-                            c.last_message_at >= t.created_at - CONVERSATION_GAP,
-                        ),
-                    )
-                    .where(*in_period)
-                )
-                or 0
+    async def containment(self, filters: Filters) -> Containment:
+        """The containment block: the conversation counts on a connection of their own, beside the ticket
+        queries (small, one after the other on one connection)."""
+
+        async def ticket_parts(
+            connection: AsyncConnection, filters: Filters
+        ) -> tuple[tuple[int, int], int, tuple[int, int, int], list[float]]:
+            return (
+                await self._ticket_counts(connection, filters),
+                await self._reopened(connection, filters),
+                await self._audit_counts(connection, filters),
+                await self._first_reply_waits(connection, filters),
             )
-        tickets = _ticket_conditions(filters)
-        counts = (
-            await connection.execute(
-                select(
-                    func.count().label("tickets"),
-                    _n(t.resolved_at.is_not(None)).label("resolved"),
-                ).where(*tickets)
-            )
-        ).one()
-        reopened_count = await self._reopened(connection, filters)
-        audit_counts = (
-            await connection.execute(
-                select(
-                    func.count(func.distinct(case((a.action == "take", a.ticket_id)))).label("accepted"),
-                    func.count(func.distinct(case((a.action == "routed_merchant", a.ticket_id)))).label(
-                        "routed"
-                    ),
-                    func.count(
-                        func.distinct(
-                            case((and_(a.action == "routed_agents", a.detail == "sla_expired"), a.ticket_id))
-                        )
-                    ).label("expired"),
-                )
-                .select_from(a)
-                .join(t, t.ticket_id == a.ticket_id)
-                .where(a.action.in_(("take", "routed_merchant", "routed_agents")), *tickets)
-            )
-        ).one()
-        first = (
-            select(r.ticket_id, func.min(r.created_at).label("first_at"))
-            .where(r.direction == "to_buyer")
-            .group_by(r.ticket_id)
-            .subquery()
+
+        (conversations, handed_off), (counts, reopened, audit_counts, waits) = await asyncio.gather(
+            self._on(self._conversation_counts, filters), self._on(ticket_parts, filters)
         )
-        waits = [
-            float(row[0])
-            for row in await connection.execute(
-                select(_seconds_between(connection, first.c.first_at, t.created_at))
-                .select_from(t)
-                .join(first, first.c.ticket_id == t.ticket_id)
-                .where(*tickets)
-            )
-            if row[0] is not None
-        ]
         return Containment(
             conversations=conversations,
             handed_off=handed_off,
-            tickets=int(counts.tickets),
-            accepted=int(audit_counts.accepted),
-            resolved=int(counts.resolved),
-            reopened=reopened_count,
+            tickets=counts[0],
+            accepted=audit_counts[0],
+            resolved=counts[1],
+            reopened=reopened,
             first_reply_count=len(waits),
             first_reply_median_seconds=round(median(waits), 1) if waits else None,
             first_reply_average_seconds=round(sum(waits) / len(waits), 1) if waits else None,
-            routed_to_merchant=int(audit_counts.routed),
-            merchant_sla_expired=int(audit_counts.expired),
+            routed_to_merchant=audit_counts[1],
+            merchant_sla_expired=audit_counts[2],
         )
+
+    async def _on(self, part: Callable[[AsyncConnection, Filters], Awaitable[T]], filters: Filters) -> T:
+        async with self._engine.connect() as connection:
+            return await part(connection, filters)
+
+    async def _conversation_counts(
+        self, connection: AsyncConnection, filters: Filters
+    ) -> tuple[int | None, int | None]:
+        """(conversations started in the period, those in which a ticket was opened); None with an order
+        filter (a conversation is not tied to one merchant or product kind)."""
+        if filters.by_order:
+            return None, None
+        t = HandoffTicket
+        conversations = int(
+            await connection.scalar(select(func.count()).where(*_in_period(Conversation, filters))) or 0
+        )
+        # driven by the tickets (few): each finds the conversation it was opened in through the
+        # (chat_id, last_message_at) index, if that conversation is one of the period's (a chat's conversations
+        # never overlap, so at most one matches)
+        inner = aliased(Conversation)
+        opened_in = (
+            select(inner.id)
+            .where(
+                inner.chat_id == t.buyer_chat_id,
+                inner.last_message_at >= _minus(connection, t.created_at, CONVERSATION_GAP),
+                inner.started_at <= t.created_at,
+                *_in_period(inner, filters),
+            )
+            .order_by(inner.last_message_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        handed_off = await connection.scalar(
+            select(func.count(func.distinct(opened_in))).where(t.created_at >= filters.since)
+        )
+        return conversations, int(handed_off or 0)
+
+    async def _ticket_counts(self, connection: AsyncConnection, filters: Filters) -> tuple[int, int]:
+        t = HandoffTicket
+        row = (
+            await connection.execute(
+                select(func.count(), _n(t.resolved_at.is_not(None))).where(*_ticket_conditions(filters))
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    async def _audit_counts(self, connection: AsyncConnection, filters: Filters) -> tuple[int, int, int]:
+        """(tickets taken by someone, routed to their merchant, moved on because the merchant's SLA expired)."""
+        a, t = HandoffAudit, HandoffTicket
+        expired = and_(a.action == "routed_agents", a.detail == "sla_expired")
+        row = (
+            await connection.execute(
+                select(
+                    func.count(func.distinct(case((a.action == "take", a.ticket_id)))),
+                    func.count(func.distinct(case((a.action == "routed_merchant", a.ticket_id)))),
+                    func.count(func.distinct(case((expired, a.ticket_id)))),
+                )
+                .select_from(t)
+                .join(a, a.ticket_id == t.ticket_id)
+                .where(
+                    a.action.in_(("take", "routed_merchant", "routed_agents")), *_ticket_conditions(filters)
+                )
+            )
+        ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    async def _first_reply_waits(self, connection: AsyncConnection, filters: Filters) -> list[float]:
+        """Seconds from each ticket's creation to the first message a person relayed to the buyer."""
+        t, r = HandoffTicket, HandoffRelay
+        first = func.min(r.created_at)
+        rows = await connection.execute(
+            select(_seconds_between(connection, first, t.created_at))
+            .select_from(t)
+            .join(r, and_(r.ticket_id == t.ticket_id, r.direction == "to_buyer"))
+            .where(*_ticket_conditions(filters))
+            .group_by(t.ticket_id, t.created_at)
+        )
+        return [float(row[0]) for row in rows if row[0] is not None]
 
     async def _reopened(self, connection: AsyncConnection, filters: Filters) -> int:
         """Resolved tickets followed by another ticket of the same buyer and order within REOPEN_WINDOW
@@ -555,6 +598,10 @@ class Analytics:
             merchant.csat_answers = int(answers)
             merchant.csat_average = round(int(total or 0) / int(answers), 2) if answers else None
         return sorted(rows.values(), key=lambda row: (-row.funnel.requests, row.merchant_id))
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def _aware(value: datetime) -> datetime:

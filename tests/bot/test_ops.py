@@ -31,6 +31,7 @@ from bot.kv import MemoryKeyValueStore
 from bot.metrics import BotMetrics, MeteredAssistant, MeteredHandoffRepository, UpdateMetrics
 from bot.middlewares import OutgoingLogMiddleware
 from bot.ops.setup import Observability, build_observability
+from bot.ordering import install_outermost
 from integrations.rasa import BotReply
 from integrations.storage.db import make_engine, make_sessionmaker, upgrade_to_head
 from integrations.storage.repositories import ConversationLog
@@ -86,7 +87,7 @@ async def stack(pg_url: str) -> AsyncIterator[tuple[Client, BotMetrics]]:
         MeteredAssistant(Assistant(), metrics), log, MemoryKeyValueStore(), platform_stub()
     )
     dispatcher = build_dispatcher(MemoryStorage(), services)
-    dispatcher.update.outer_middleware.register(UpdateMetrics(metrics))
+    install_outermost(dispatcher, UpdateMetrics(metrics))  # as bot/__main__.py does
     for n in range(BUYERS):
         user = buyer(user_id=20001 + n)
         message = Message(
