@@ -4,6 +4,7 @@
     python scripts/simulate.py --count 60 --lang zh
     python scripts/simulate.py --rasa-url http://127.0.0.1:5005 --sandbox-url http://127.0.0.1:8000
     python scripts/simulate.py --check              # exit 1 when a target of issue 10 is missed
+    python scripts/simulate.py --rejudge var/simulation/transcripts.json   # score a saved run again
 
 Without ``--rasa-url`` it starts its own sandbox (fresh SQLite DB), action server and Rasa with the current
 model on free ports and stops them afterwards. With ``--rasa-url`` it reuses a running stack (the sandbox
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT)]
 
-from sim.app import Result, run  # noqa: E402
+from sim.app import Result, rejudge, run  # noqa: E402
 from sim.stack import private_stack  # noqa: E402
 
 REPORT = ROOT / "nlu" / "reports" / "simulation.md"
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=REPORT, help=f"markdown report (default {REPORT})")
     parser.add_argument("--transcripts", type=Path, default=TRANSCRIPTS, help="every conversation as JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target of issue 10 is missed")
+    parser.add_argument(
+        "--rejudge",
+        type=Path,
+        metavar="TRANSCRIPTS",
+        help="no conversations: score a saved transcripts file again with the current metrics",
+    )
     args = parser.parse_args(argv)
     langs = ["zh", "en"] if args.lang == "both" else [args.lang]
     common = {
@@ -59,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         "rasa_token": args.rasa_token,
     }
     result: Result
-    if args.rasa_url:
+    if args.rejudge:
+        result = rejudge(json.loads(args.rejudge.read_text(encoding="utf-8")))
+    elif args.rasa_url:
         result = run(
             rasa_url=args.rasa_url,
             sandbox_url=args.sandbox_url,
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(result.transcripts(), ensure_ascii=False, indent=1), encoding="utf-8"
     )
     print(result.report)
-    print(f"report: {args.report}\ntranscripts: {args.transcripts}")
+    print(f"report: {args.report}" + ("" if args.rejudge else f"\ntranscripts: {args.transcripts}"))
     if result.missed:
         print("targets missed:\n  " + "\n  ".join(result.missed), file=sys.stderr)
         if args.check:

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sim.goals import REASON_TAGS, make_goals
-from sim.metrics import ConversationRecord, Verdict, judge, summarise
+from sim.metrics import ConversationRecord, TurnRecord, Verdict, judge, summarise
 from sim.report import RunInfo, render
 from sim.runner import Rasa, RunContext, Sandbox, run_all
 
@@ -39,9 +39,34 @@ class Result:
     judged: list[tuple[ConversationRecord, Verdict]]
     report: str
     missed: list[str]
+    info: RunInfo
 
-    def transcripts(self) -> list[dict[str, Any]]:
-        return [record.to_json() for record, _ in self.judged]
+    def transcripts(self) -> dict[str, Any]:
+        """Everything the run saw, for ``--rejudge`` and for reading conversations one by one."""
+        return {"info": asdict(self.info), "conversations": [record.to_json() for record, _ in self.judged]}
+
+
+def judge_all(records: list[ConversationRecord], info: RunInfo) -> Result:
+    names = internal_names()
+    judged = [(record, judge(record, names)) for record in records]
+    missed = [f"overall: {m}" for m in summarise(judged).missed()]
+    for lang in info.langs:
+        missed += [f"{lang}: {m}" for m in summarise(p for p in judged if p[0].lang == lang).missed()]
+    return Result(judged, render(judged, info), missed, info)
+
+
+def rejudge(transcripts: dict[str, Any] | list[dict[str, Any]]) -> Result:
+    """Score a saved run again with the current metrics (no stack needed)."""
+    if isinstance(transcripts, list):  # the first format: conversations only
+        transcripts = {"info": None, "conversations": transcripts}
+    records = []
+    for raw in transcripts["conversations"]:
+        turns = [TurnRecord(**turn) for turn in raw.get("turns", [])]
+        records.append(ConversationRecord(**{**raw, "turns": turns}))
+    langs = sorted({r.lang for r in records}, key=lambda lang: ["zh", "en"].index(lang))
+    stored = transcripts.get("info")
+    info = RunInfo(**stored) if stored else RunInfo(0, len(records), langs, "?", "?", "?", 0.0)
+    return judge_all(records, info)
 
 
 def run(
@@ -73,8 +98,6 @@ def run(
             await rasa.aclose()
 
     records, model_id = asyncio.run(go())
-    names = internal_names()
-    judged = [(record, judge(record, names)) for record in records]
     info = RunInfo(
         seed=seed,
         count=count,
@@ -84,10 +107,7 @@ def run(
         started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         minutes=(time.monotonic() - started) / 60,
     )
-    missed = [f"overall: {m}" for m in summarise(judged).missed()]
-    for lang in langs:
-        missed += [f"{lang}: {m}" for m in summarise(p for p in judged if p[0].lang == lang).missed()]
-    return Result(judged, render(judged, info), missed)
+    return judge_all(records, info)
 
 
 def _commit() -> str:

@@ -94,6 +94,13 @@ _ZH_BEFORE = ("预计", "将在", "会在", "最晚", "最迟")
 _ZH_AFTER = ("前", "之前", "以前")
 _EN_BEFORE = re.compile(r"\b(by|before|until|till|expected(?: at)?|at the latest|no later than)\s*$", re.I)
 _TOMORROW = re.compile(r"明天|明日|次日|tomorrow", re.I)
+# a sentence that says the time has already passed reports a fact, it does not promise anything
+_ALREADY_LATE = re.compile(
+    r"已超时|已经超时|已逾期|已过|超时了|(?:min(?:ute)?s?|hours?|h) (?:late|overdue)|is (?:late|overdue)|"
+    r"already (?:late|overdue)|overdue by|missed|has passed",
+    re.I,
+)
+_SENTENCE_END = re.compile(r"[。！？!?\n]|\.(?:\s|$)")
 
 
 def untrue_times(text: str, now_local: datetime, grace: timedelta = timedelta(minutes=1)) -> list[str]:
@@ -110,7 +117,7 @@ def untrue_times(text: str, now_local: datetime, grace: timedelta = timedelta(mi
             or after.lstrip().startswith(_ZH_AFTER)
             or _EN_BEFORE.search(before) is not None
         )
-        if not promise:
+        if not promise or _ALREADY_LATE.search(_sentence(text, match.start(), match.end())):
             continue
         moment = _moment(match, text, now_local)
         if moment is None:
@@ -118,6 +125,15 @@ def untrue_times(text: str, now_local: datetime, grace: timedelta = timedelta(mi
         if moment < now_local - grace:
             found.append(f"{match.group(0)} (now {now_local:%H:%M})")
     return found
+
+
+def _sentence(text: str, start: int, end: int) -> str:
+    """The sentence around text[start:end]."""
+    begin = 0
+    for boundary in _SENTENCE_END.finditer(text, 0, start):
+        begin = boundary.end()
+    stop = _SENTENCE_END.search(text, end)
+    return text[begin : stop.start() if stop else len(text)]
 
 
 def _moment(match: re.Match[str], text: str, now_local: datetime) -> datetime | None:

@@ -39,6 +39,8 @@ NOW = datetime(2026, 11, 27, 8, 48)  # China time
         "You can restore it until 08:30.",
         "expected 8:40 at the latest",
         "预计 11-27 08:10 前到账",
+        "按全额退款保障，超时未到账将自动全额退款 ¥49.80，预计 08:10 前到账，无需申请。",
+        "Under the guarantee the ¥49.80 comes back automatically, expected by 08:10.",
     ],
 )
 def test_a_past_time_stated_as_coming_is_untrue(text: str) -> None:
@@ -55,6 +57,8 @@ def test_a_past_time_stated_as_coming_is_untrue(text: str) -> None:
         "预计明天 07:00 前到账",  # tomorrow
         "by 08:48",  # now, inside the grace minute
         "预计 11-28 08:10 前到账",  # another (future) date
+        "承诺到账 08:10 前（话费充值 10 分钟内），已超时 38 分钟。",  # a broken promise said to be broken
+        "Promised by 08:10 (phone top-up: within 10 min), now 38 min late.",
     ],
 )
 def test_future_and_past_tense_times_are_fine(text: str) -> None:
@@ -204,3 +208,19 @@ def test_a_reason_in_the_opening_must_not_be_asked_again() -> None:
     offered = [turn("cancel_with_reason", "cancel_form", "cancel_decision")]
     assert not reason_asked_again(offered)
     assert not reason_asked_again([turn("cancel_request", "cancel_form", "cancel_reason")])
+
+
+def test_a_saved_run_is_scored_again_the_same_way() -> None:
+    from sim.app import judge_all, rejudge
+    from sim.report import RunInfo
+
+    lost = record(
+        kind="keep_wait", reason="arrival_too_slow", savable=True, insisted=False, final_state="cancelled"
+    )
+    lost.turns = [turn("keep", None, None, state="cancelled", text="已取消")]
+    honoured = record(final_state="cancelled", final_tag="found_cheaper", lang="en")
+    first = judge_all([lost, honoured], RunInfo(7, 2, ["zh", "en"], "m", "c", "t", 0.1))
+    again = rejudge(first.transcripts())
+    assert again.report == first.report
+    assert again.missed == first.missed and "zh: save_rate 0 (target >= 0.9)" in again.missed
+    assert "#0 keep_wait/arrival_too_slow" in again.report
