@@ -371,7 +371,7 @@ class Analytics:
         )
         async with self._engine.connect() as connection:
             rows = await connection.execute(query)
-            return sorted(str(row[0]) for row in rows)
+            return sorted(str(value) for value in rows.scalars().all())
 
     # ------------------------------------------------------------------ blocks
 
@@ -382,7 +382,7 @@ class Analytics:
             .where(*_outcome_conditions(filters))
             .group_by(o.reason_tag)
         )
-        by_tag = [_funnel_row(row.reason_tag, row) for row in await connection.execute(query)]
+        by_tag = [_funnel_row(row.reason_tag, row) for row in (await connection.execute(query)).all()]
         by_tag.sort(key=lambda row: (-row.requests, row.reason_tag))
         total = FunnelRow(reason_tag="all")
         for row in by_tag:
@@ -405,7 +405,7 @@ class Analytics:
         )
         points = [
             SaveRatePoint(_as_date(row.day), row.reason_tag, int(row.requests), int(row.saved))
-            for row in await connection.execute(query)
+            for row in (await connection.execute(query)).all()
         ]
         points.sort(key=lambda point: (point.day, point.reason_tag))  # in Python: no collated sort in SQL
         return points
@@ -416,7 +416,7 @@ class Analytics:
 
         async def ticket_parts(
             connection: AsyncConnection, filters: Filters
-        ) -> tuple[tuple[int, int], int, tuple[int, int, int], list[float]]:
+        ) -> tuple[tuple[int, int], int, tuple[int, int, int], tuple[int, float | None, float | None]]:
             return (
                 await self._ticket_counts(connection, filters),
                 await self._reopened(connection, filters),
@@ -434,9 +434,9 @@ class Analytics:
             accepted=audit_counts[0],
             resolved=counts[1],
             reopened=reopened,
-            first_reply_count=len(waits),
-            first_reply_median_seconds=round(median(waits), 1) if waits else None,
-            first_reply_average_seconds=round(sum(waits) / len(waits), 1) if waits else None,
+            first_reply_count=waits[0],
+            first_reply_median_seconds=waits[1],
+            first_reply_average_seconds=waits[2],
             routed_to_merchant=audit_counts[1],
             merchant_sla_expired=audit_counts[2],
         )
@@ -506,18 +506,43 @@ class Analytics:
         ).one()
         return int(row[0]), int(row[1]), int(row[2])
 
-    async def _first_reply_waits(self, connection: AsyncConnection, filters: Filters) -> list[float]:
-        """Seconds from each ticket's creation to the first message a person relayed to the buyer."""
+    async def _first_reply_waits(
+        self, connection: AsyncConnection, filters: Filters
+    ) -> tuple[int, float | None, float | None]:
+        """Seconds from each ticket's creation to the first message a person relayed to the buyer:
+        (how many tickets got one, median, average). PostgreSQL aggregates them; SQLite (no percentile) here."""
         t, r = HandoffTicket, HandoffRelay
-        first = func.min(r.created_at)
-        rows = await connection.execute(
-            select(_seconds_between(connection, first, t.created_at))
+        waits = (
+            select(_seconds_between(connection, func.min(r.created_at), t.created_at).label("seconds"))
             .select_from(t)
             .join(r, and_(r.ticket_id == t.ticket_id, r.direction == "to_buyer"))
             .where(*_ticket_conditions(filters))
             .group_by(t.ticket_id, t.created_at)
+            .subquery()
         )
-        return [float(row[0]) for row in rows if row[0] is not None]
+        if connection.dialect.name == "postgresql":
+            n, middle, mean = (
+                await connection.execute(
+                    select(
+                        func.count(waits.c.seconds),
+                        func.percentile_cont(0.5).within_group(waits.c.seconds),
+                        func.avg(waits.c.seconds),
+                    )
+                )
+            ).one()
+            return (
+                int(n),
+                round(float(middle), 1) if middle is not None else None,
+                round(float(mean), 1) if mean is not None else None,
+            )
+        values = [
+            float(v)
+            for v in (await connection.execute(select(waits.c.seconds))).scalars().all()
+            if v is not None
+        ]
+        if not values:
+            return 0, None, None
+        return len(values), round(median(values), 1), round(sum(values) / len(values), 1)
 
     async def _reopened(self, connection: AsyncConnection, filters: Filters) -> int:
         """Resolved tickets followed by another ticket of the same buyer and order within REOPEN_WINDOW
@@ -543,7 +568,7 @@ class Analytics:
             .group_by(t.ticket_id, t.resolved_at)
         )
         count = 0
-        for _, resolved_at, next_at in await connection.execute(query):
+        for _, resolved_at, next_at in (await connection.execute(query)).all():
             if _aware(next_at) - _aware(resolved_at) <= REOPEN_WINDOW:
                 count += 1
         return count
@@ -556,7 +581,9 @@ class Analytics:
         )
         distribution = dict.fromkeys(CSAT_SCALE, 0)
         rated = [*tickets, t.csat.is_not(None)]
-        for score, n in await connection.execute(select(t.csat, func.count()).where(*rated).group_by(t.csat)):
+        for score, n in (
+            await connection.execute(select(t.csat, func.count()).where(*rated).group_by(t.csat))
+        ).all():
             if score in distribution:
                 distribution[int(score)] = int(n)
 
@@ -567,7 +594,7 @@ class Analytics:
                 .group_by(column)
                 .order_by(column)
             )
-            return [CsatGroup(str(key), int(n), int(total or 0)) for key, n, total in rows]
+            return [CsatGroup(str(key), int(n), int(total or 0)) for key, n, total in rows.all()]
 
         return Csat(
             resolved=resolved,
@@ -584,14 +611,14 @@ class Analytics:
             .where(*_outcome_conditions(filters), o.merchant_id.is_not(None))
             .group_by(o.merchant_id)
         )
-        for row in await connection.execute(query):
+        for row in (await connection.execute(query)).all():
             rows[row.merchant_id] = MerchantRow(row.merchant_id, _funnel_row("all", row))
         tickets = await connection.execute(
             select(t.merchant_id, func.count(), func.count(t.csat), func.sum(t.csat))
             .where(*_ticket_conditions(filters), t.merchant_id.is_not(None))
             .group_by(t.merchant_id)
         )
-        for merchant_id, n, answers, total in tickets:
+        for merchant_id, n, answers, total in tickets.all():
             key = str(merchant_id)
             merchant = rows.setdefault(key, MerchantRow(key, FunnelRow("all")))
             merchant.tickets = int(n)
