@@ -6,7 +6,7 @@ RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent simulate bench ops-bench clean
+.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent simulate bench ops-bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ bench: venv venv-rasa ## latency p50/p95 vs bare Rasa, sustained load (lost/dupl
 
 ops-bench: venv ## /ops and /ops/api p95 on PostgreSQL with 100,000 conversations and 20,000 cancellations → var/ops-bench.md
 	$(PY) scripts/ops_bench.py
+
+chaos: venv venv-rasa ## kill each process under load (own Redis + PostgreSQL) → docs/chaos-report.md, var/chaos/
+	$(PY) scripts/chaos.py
 
 test: venv venv-rasa ## the whole suite: lint, unit, integration (PostgreSQL, Redis) and end-to-end
 	$(MAKE) lint

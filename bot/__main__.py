@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -16,11 +18,17 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import Update
 from pydantic import SecretStr
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.app import BotServices, KeyValue, build_dispatcher, build_services
 from bot.commands import BlockedChats, set_commands_eventually
@@ -28,8 +36,17 @@ from bot.config import BotMode, BotSettings, ConfigError, load_settings
 from bot.handoff.hours import BusinessHours
 from bot.handoff.service import HandoffService, HandoffSettings
 from bot.handoff.telegram import TelegramMessenger
-from bot.http import Routes, readiness_route, run_webhook, serve_health
+from bot.http import Routes, readiness_route, serve_health, serve_webhook
 from bot.i18n import language_from_telegram
+from bot.intake import IntakeEntry, IntakeStore, IntakeWorker, MemoryIntakeStore, RedisIntakeStore
+from bot.journal import (
+    DurableOutbox,
+    JournalStore,
+    MemoryJournal,
+    RedisJournal,
+    RedisRateBudget,
+    send_scope,
+)
 from bot.kv import MemoryKeyValueStore, RedisKeyValueStore
 from bot.metrics import BotMetrics, MeteredAssistant, MeteredHandoffRepository, UpdateMetrics, sample_pending
 from bot.middlewares import OutgoingLogMiddleware
@@ -37,6 +54,7 @@ from bot.ops.setup import Observability, build_observability
 from bot.ordering import install_outermost
 from bot.outbox import Outbox
 from bot.platform_events import OutboxNotifier, PlatformEventsReceiver, languages_from_conversation_log
+from bot.receiving import Poller, WebhookReceiver
 from bot.retention import purge_forever
 from bot.sending import send_replies
 from bot.services.pending import MemoryPendingStore, PendingStore, RedisPendingStore
@@ -55,6 +73,20 @@ from integrations.storage.repositories import ConversationLog
 log = logging.getLogger("bot")
 
 
+def make_redis(url: str) -> Redis:
+    """One pooled client; stale pooled connections are health-checked and failed commands retried with
+    backoff, so a Redis restart costs a few failed attempts, not a dead process."""
+    return Redis.from_url(
+        url,
+        health_check_interval=5,
+        socket_connect_timeout=3,
+        socket_timeout=10,
+        socket_keepalive=True,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
 async def run(settings: BotSettings) -> None:
     async with AsyncExitStack() as stack:
         database_url = settings.database_url or default_database_url(Path(settings.var_dir))
@@ -63,20 +95,26 @@ async def run(settings: BotSettings) -> None:
         stack.push_async_callback(engine.dispose)
         sessions = make_sessionmaker(engine)
         conversation_log = ConversationLog(sessions)
+        metrics = BotMetrics()
         retention = asyncio.create_task(purge_forever(conversation_log, settings.conversation_retention_days))
         stack.callback(retention.cancel)
-        metrics = BotMetrics()
 
         storage: BaseStorage
         kv: KeyValue
         pending: PendingStore
+        intake: IntakeStore
+        journal: JournalStore
+        redis: Redis | None = None
         if settings.redis_url:
-            redis = Redis.from_url(settings.redis_url)
+            redis = make_redis(settings.redis_url)
             stack.push_async_callback(redis.aclose)
             await redis.ping()
             storage, kv, pending = RedisStorage(redis), RedisKeyValueStore(redis), RedisPendingStore(redis)
+            intake = RedisIntakeStore(redis, partitions=settings.intake_partitions)
+            journal = RedisJournal(redis)
         else:
             storage, kv, pending = MemoryStorage(), MemoryKeyValueStore(), MemoryPendingStore()
+            intake, journal = MemoryIntakeStore(partitions=settings.intake_partitions), MemoryJournal()
 
         rasa = RasaClient(
             str(settings.rasa_url),
@@ -113,70 +151,110 @@ async def run(settings: BotSettings) -> None:
             actions_healthy=probe.healthy,
         )
         dispatcher = build_dispatcher(storage, services)
-        install_outermost(
-            dispatcher, UpdateMetrics(metrics)
-        )  # counts from arrival, before the per-chat queue
+        install_outermost(dispatcher, UpdateMetrics(metrics))  # counts from processing, before the chat queue
         sampler = asyncio.create_task(sample_pending(metrics, pending))
         stack.callback(sampler.cancel)
         observability = build_observability(settings, metrics, engine, platform)
-        await _run_mode(
-            settings,
-            dispatcher,
-            services,
-            stack,
-            {"rasa": rasa.is_ready, "actions": probe.healthy},
-            observability,
-        )
+        ready_checks: dict[str, Callable[[], Awaitable[bool]]] = {
+            "rasa": rasa.is_ready,
+            "actions": probe.healthy,
+        }
+        if settings.effective_mode is BotMode.TERMINAL:
+            await _run_terminal(settings, dispatcher, services, stack, observability)
+        else:
+            await _run_telegram(
+                settings, dispatcher, services, stack, ready_checks, intake, journal, redis, observability
+            )
 
 
-async def _run_mode(
+async def _run_terminal(
+    settings: BotSettings,
+    dispatcher: Dispatcher,
+    services: BotServices,
+    stack: AsyncExitStack,
+    observability: Observability | None = None,
+) -> None:
+    default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+    session = TerminalSession()
+    session.middleware(OutgoingLogMiddleware(services.conversation_log))
+    if observability is not None:  # /metrics and /ops beside the terminal chat (make demo)
+        observability.watch_session(session)
+        await serve_terminal_http(settings, observability, stack)
+    bot = Bot(TERMINAL_TOKEN, session=session, default=default)
+    language = language_from_telegram(None)
+    retrier = asyncio.create_task(retry_pending_forever(services, bot))
+    try:
+        await TerminalChat(dispatcher, bot, session, language).run()
+    finally:
+        retrier.cancel()
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+
+async def _run_telegram(
     settings: BotSettings,
     dispatcher: Dispatcher,
     services: BotServices,
     stack: AsyncExitStack,
     ready_checks: dict[str, Callable[[], Awaitable[bool]]],
+    intake: IntakeStore,
+    journal: JournalStore,
+    redis: Redis | None,
     observability: Observability | None = None,
 ) -> None:
+    """Polling or webhook: Telegram → durable intake → per-chat processing → durable outbox → Telegram.
+
+    Shutdown (SIGTERM/SIGINT), in this order: stop taking updates (the poller stops, the webhook answers
+    503); stop the background senders; let in-flight updates finish within the grace time and hand the
+    others back to the intake; drain the outbox; stop the HTTP server; then the clients close (the exit
+    stack), never under a running handler.
+    """
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     mode = settings.effective_mode
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
-    if mode is BotMode.TERMINAL:
-        session = TerminalSession()
-        session.middleware(OutgoingLogMiddleware(services.conversation_log))
-        if observability is not None:  # /metrics and /ops beside the terminal chat (make demo)
-            observability.watch_session(session)
-            await serve_terminal_http(settings, observability, stack)
-        bot = Bot(TERMINAL_TOKEN, session=session, default=default)
-        language = language_from_telegram(None)
-        retrier = asyncio.create_task(retry_pending_forever(services, bot))
-        try:
-            await TerminalChat(dispatcher, bot, session, language).run()
-        finally:
-            retrier.cancel()
-        return
-
     assert settings.telegram_bot_token is not None  # guaranteed by BotSettings for these modes
     api = TelegramAPIServer.from_base(str(settings.telegram_api_base))
     # every string Telegram sends is cleaned as it is decoded (NUL, lone surrogates): the edge of the bot
     http_session = AiohttpSession(api=api, json_loads=clean_json_loads)
     bot = Bot(settings.telegram_bot_token.get_secret_value(), session=http_session, default=default)
     stack.push_async_callback(http_session.close)
-    outbox = Outbox(bot, on_blocked=BlockedChats(services.kv).mark)
-    # outermost: every chat-bound write goes through the one send queue; then it is logged once, when sent
+    durable = DurableOutbox(journal, intake.partitions)
+    budget = RedisRateBudget(redis, bot.id) if redis is not None else None
+    outbox = Outbox(bot, on_blocked=BlockedChats(services.kv).mark, shared_budget=budget)
+    # outermost: every chat-bound write is journaled (sent once, survives a crash), then goes through the
+    # one send queue (pacing, 429s); then it is logged once, when sent
+    http_session.middleware(durable.request_middleware())
     http_session.middleware(outbox.request_middleware())
     http_session.middleware(OutgoingLogMiddleware(services.conversation_log))
     if observability is not None:
         observability.watch_session(http_session)
         observability.watch_outbox(outbox)
     await outbox.start()
-    stack.push_async_callback(outbox.stop, 10.0)
     menu = asyncio.create_task(set_commands_eventually(bot))  # cosmetic: retried, never fatal
     stack.callback(menu.cancel)
-    retrier = asyncio.create_task(retry_pending_forever(services, bot))
-    stack.callback(retrier.cancel)
+
+    async def process(entry: IntakeEntry) -> None:
+        update = Update.model_validate(entry.update, context={"bot": bot})
+        with send_scope(f"u:{bot.id}:{entry.update_id}", entry.partition):
+            await dispatcher.feed_update(bot, update, intake_redelivery=entry.redelivered)
+
+    async def take_over(partition: int) -> None:
+        await durable.replay(bot, partition)
+
+    worker = IntakeWorker(intake, process, on_acquire=take_over)
+    background = [
+        asyncio.create_task(retry_pending_forever(services, bot, owns=worker.owns)),
+        asyncio.create_task(flush_journal_forever(durable)),
+    ]
     if services.handoff is not None:
         services.handoff.attach(TelegramMessenger(bot))
-        sla_timer = asyncio.create_task(services.handoff.run_sla_timer())
-        stack.callback(sla_timer.cancel)
+        background.append(asyncio.create_task(services.handoff.run_sla_timer()))
     routes: list[Routes] = [readiness_route(ready_checks), *(observability.routes if observability else [])]
     if settings.platform_webhook_secret is not None:  # POST /platform/events: the platform's signed events
         receiver = PlatformEventsReceiver(
@@ -190,14 +268,83 @@ async def _run_mode(
         routes.append(receiver.register)
         if settings.platform_events_url is not None:
             await subscribe_to_platform_events(services.platform, str(settings.platform_events_url), settings)
+
+    poller: Poller | None = None
+    webhook: WebhookReceiver | None = None
     if mode is BotMode.WEBHOOK:
-        await run_webhook(settings, dispatcher, bot, routes)
-        return
-    health = await serve_health(settings.bot_http_host, settings.bot_http_port, routes)
-    stack.push_async_callback(health.cleanup)
-    await bot.delete_webhook(drop_pending_updates=False)
-    log.info("polling %s", settings.telegram_api_base)
-    await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
+        assert settings.webhook_url is not None and settings.webhook_secret is not None
+        webhook = WebhookReceiver(intake, settings.webhook_secret.get_secret_value())
+        runner = await serve_webhook(settings, webhook, routes)
+        await set_webhook_with_retries(
+            bot,
+            str(settings.webhook_url),
+            settings.webhook_secret.get_secret_value(),
+            dispatcher.resolve_used_update_types(),
+        )
+    else:
+        runner = await serve_health(settings.bot_http_host, settings.bot_http_port, routes)
+        await bot.delete_webhook(drop_pending_updates=False)
+        poller = Poller(bot, intake, allowed_updates=dispatcher.resolve_used_update_types())
+        log.info("polling %s", settings.telegram_api_base)
+    tasks = [asyncio.create_task(worker.run(), name="intake-worker")]
+    if poller is not None:
+        tasks.append(asyncio.create_task(poller.run(), name="poller"))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopped and task.exception() is not None:
+                log.error("%s failed; shutting down", task.get_name(), exc_info=task.exception())
+    finally:
+        log.info("shutting down: no new updates, finishing in-flight ones, draining the outbox")
+        grace = settings.shutdown_timeout_seconds
+        if poller is not None:
+            poller.stop()
+        if webhook is not None:
+            webhook.stop()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await worker.stop(timeout=grace * 0.6)
+        for task in [stopped, *tasks]:
+            task.cancel()
+        await asyncio.gather(stopped, *tasks, return_exceptions=True)
+        await outbox.stop(grace * 0.4)
+        await durable.flush_unrecorded()
+        await runner.cleanup()
+        log.info("stopped taking and sending; closing clients")
+
+
+async def subscribe_to_platform_events(platform: PlatformClient, url: str, settings: BotSettings) -> None:
+    """Ask the platform to send its order and escalation events here. The platform keeps one subscription
+    per URL (a restart replaces it, with the current secret and events), so events are not delivered twice."""
+    assert settings.platform_webhook_secret is not None
+    try:
+        await platform.subscribe_webhook(
+            url, list(EVENT_TYPES), settings.platform_webhook_secret.get_secret_value()
+        )
+    except PlatformError as exc:
+        log.error("could not subscribe %s to platform events: %s", url, exc)
+
+
+async def set_webhook_with_retries(
+    bot: Bot, url: str, secret: str, allowed_updates: list[str], attempts: int = 6
+) -> None:
+    """Point Telegram at this process; a 429 or a network error right after a restart is retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await bot.set_webhook(url, secret_token=secret, allowed_updates=allowed_updates)
+            log.info("webhook set to %s", url)
+            return
+        except TelegramRetryAfter as exc:
+            delay = float(exc.retry_after)
+        except TelegramNetworkError:
+            if attempt == attempts:
+                raise
+            delay = float(2**attempt)
+        log.warning("setWebhook did not go through (attempt %d); retrying in %.0fs", attempt, delay)
+        await asyncio.sleep(delay)
+    raise RuntimeError(f"setWebhook failed {attempts} times")
 
 
 async def serve_terminal_http(
@@ -217,18 +364,6 @@ async def serve_terminal_http(
     stack.push_async_callback(runner.cleanup)
 
 
-async def subscribe_to_platform_events(platform: PlatformClient, url: str, settings: BotSettings) -> None:
-    """Ask the platform to send its order and escalation events here. The platform keeps one subscription
-    per URL (a restart replaces it, with the current secret and events), so events are not delivered twice."""
-    assert settings.platform_webhook_secret is not None
-    try:
-        await platform.subscribe_webhook(
-            url, list(EVENT_TYPES), settings.platform_webhook_secret.get_secret_value()
-        )
-    except PlatformError as exc:
-        log.error("could not subscribe %s to platform events: %s", url, exc)
-
-
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
@@ -242,7 +377,9 @@ def handoff_settings(settings: BotSettings) -> HandoffSettings:
     )
 
 
-async def retry_pending_forever(services: BotServices, bot: Bot, interval: float = 3.0) -> None:
+async def retry_pending_forever(
+    services: BotServices, bot: Bot, interval: float = 3.0, owns: Callable[[int], bool] | None = None
+) -> None:
     """Answer messages kept while the assistant was down, as soon as it is back."""
 
     async def deliver(chat_id: int, replies: list[BotReply]) -> None:
@@ -250,10 +387,18 @@ async def retry_pending_forever(services: BotServices, bot: Bot, interval: float
 
     while True:
         try:
-            await services.conversation.retry_pending(deliver)
-        except Exception:
-            log.exception("retrying pending buyer messages failed")
+            await services.conversation.retry_pending(deliver, owns=owns)
+        except Exception as exc:
+            log.warning("retrying pending buyer messages failed: %s", type(exc).__name__, exc_info=True)
         await asyncio.sleep(interval)
+
+
+async def flush_journal_forever(durable: DurableOutbox, interval: float = 2.0) -> None:
+    """Outcomes of sends that could not be recorded while Redis was down are recorded once it is back."""
+    while True:
+        await asyncio.sleep(interval)
+        with contextlib.suppress(Exception):
+            await durable.flush_unrecorded()
 
 
 def configure_logging(settings: BotSettings) -> None:
@@ -277,6 +422,13 @@ def main() -> None:
     install_log_redaction(settings.secrets())
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))
+    log.info("exited")
+    # every client, server and task was closed explicitly above; skip the interpreter's teardown of a large
+    # process (seconds of CPU on a busy host) so that the orchestrator's grace period goes to draining
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

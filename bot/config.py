@@ -60,6 +60,10 @@ class BotSettings(BaseSettings):
     metadata_secret: SecretStr | None = None
     # the operators' page /ops: served only when set (no default token; the page is never open)
     ops_token: SecretStr | None = None
+    # durable intake: partitions of the update streams (fixed for a deployment; a chat stays in one)
+    intake_partitions: int = Field(default=16, ge=1, le=1024)
+    # SIGTERM: time for in-flight updates (60 %) and the outbox drain (40 %) before clients close
+    shutdown_timeout_seconds: float = Field(default=8.0, gt=0, le=600)
 
     @field_validator("telegram_bot_token")
     @classmethod

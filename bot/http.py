@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiogram import Bot, Dispatcher
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from bot.config import BotSettings
+from bot.receiving import SECRET_HEADER, WebhookReceiver
 
 log = logging.getLogger(__name__)
 Routes = Callable[[web.Application], None]
 WEBHOOK_PATH = "/telegram/webhook"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 async def _healthz(_: web.Request) -> web.Response:
@@ -84,28 +81,18 @@ def reject_malformed_updates(secret: str) -> Middleware:
     return middleware
 
 
-async def run_webhook(
-    settings: BotSettings, dispatcher: Dispatcher, bot: Bot, extra_routes: Sequence[Routes] = ()
-) -> None:
-    """Serve Telegram's webhook; requests without the right secret token get 401 and are not processed."""
-    assert settings.webhook_url is not None and settings.webhook_secret is not None
-    secret = settings.webhook_secret.get_secret_value()
-    app = web.Application(middlewares=[reject_malformed_updates(secret)])
+async def serve_webhook(
+    settings: BotSettings, receiver: WebhookReceiver, extra_routes: Sequence[Routes] = ()
+) -> web.AppRunner:
+    """Serve Telegram's webhook at ``WEBHOOK_PATH`` (``WebhookReceiver``: 200 only once the update is
+    stored, 401 for a wrong secret) next to the health routes; the caller sets the webhook and stops it."""
+    assert settings.webhook_secret is not None
+    app = web.Application(middlewares=[reject_malformed_updates(settings.webhook_secret.get_secret_value())])
     health_routes(app)
     for add_routes in extra_routes:
         add_routes(app)
-    SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret).register(app, path=WEBHOOK_PATH)
-    setup_application(app, dispatcher, bot=bot)
-    runner = web.AppRunner(app)
+    app.router.add_post(WEBHOOK_PATH, receiver.handle)
+    runner = web.AppRunner(app, shutdown_timeout=5.0)
     await runner.setup()
     await web.TCPSite(runner, settings.bot_http_host, settings.bot_http_port).start()
-    try:
-        await bot.set_webhook(
-            str(settings.webhook_url),
-            secret_token=secret,
-            allowed_updates=dispatcher.resolve_used_update_types(),
-        )
-        log.info("webhook set to %s", settings.webhook_url)
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    return runner

@@ -12,6 +12,7 @@ from aiogram.methods.base import Response, TelegramType
 from aiogram.types import ErrorEvent, Message
 
 from bot.i18n import language_from_telegram, text
+from bot.outage import is_outage
 from integrations.storage.repositories import ConversationLog, LoggedMessage
 
 if TYPE_CHECKING:
@@ -53,7 +54,14 @@ class OutgoingLogMiddleware(BaseRequestMiddleware):
 
 
 async def on_error(event: ErrorEvent, bot: Bot, **_: Any) -> bool:
-    """Log with context and tell the buyer politely; never a stack trace in the chat."""
+    """Log with context and tell the buyer politely; never a stack trace in the chat.
+
+    A store outage (Redis, the database, the outbox journal) is not handled here: it propagates, so the
+    durable intake keeps the update and processes it again when the store is back, and the buyer is not
+    told anything untrue ("saved") meanwhile.
+    """
+    if is_outage(event.exception):
+        raise event.exception
     update = event.update
     log.error("error handling update %s", update.update_id, exc_info=event.exception)
     message = update.message or (update.callback_query.message if update.callback_query else None)
@@ -68,7 +76,7 @@ async def on_error(event: ErrorEvent, bot: Bot, **_: Any) -> bool:
         return True
     language = language_from_telegram(user.language_code if user else None)
     try:
-        await bot.send_message(message.chat.id, text("assistant_unavailable", language))
+        await bot.send_message(message.chat.id, text("assistant_confused", language))
     except Exception:
         log.exception("could not tell chat %s about the error", message.chat.id)
     return True

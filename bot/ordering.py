@@ -105,6 +105,10 @@ class DeduplicateUpdates(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update):
             return await handler(event, data)
+        if data.get("intake_redelivery"):
+            # handed back by the durable intake after a crash or a failed attempt: this very update was not
+            # finished, so its claim must not hide it (the outbox journal keeps replies from doubling)
+            return await handler(event, data)
         bot = data.get("bot")
         scope = f"{self._prefix}{bot.id if isinstance(bot, Bot) else 0}:"
         if not await self._claim(f"{scope}u:{event.update_id}"):

@@ -84,6 +84,12 @@ class OutboxClosed(RuntimeError):
     """The outbox is stopped: it takes no new messages, and ones left undelivered at stop get this."""
 
 
+class SharedBudget(Protocol):
+    """A message-rate budget shared by every process sending with one bot token."""
+
+    async def acquire(self) -> None: ...
+
+
 class BlockedHandler(Protocol):
     """Told once per failure that a chat refuses the bot (buyer blocked it, bot removed from a group).
 
@@ -351,6 +357,7 @@ class Outbox:
         backoff_max: float = 30.0,
         global_retry_after_chats: int = 3,
         on_blocked: BlockedHandler | None = None,
+        shared_budget: SharedBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
@@ -363,7 +370,10 @@ class Outbox:
         :param global_retry_after_chats: this many chats throttled within a second means the limit is the
             bot-wide one, so every chat pauses, not just those.
         :param on_blocked: told when a chat refuses the bot (403); its queued messages are dropped.
+        :param shared_budget: the bot-wide budget shared by every replica of this token (Redis), taken
+            before this process's own global gate.
         """
+        self._shared_budget = shared_budget
         self._bot = bot
         self._private_interval = private_interval
         self._private_burst = private_burst
@@ -618,6 +628,8 @@ class Outbox:
         """One request. The chat's pacing counts it when the answer is back: Telegram counts arrivals,
         and the next request of the chat then surely arrives a full interval after this one did."""
         async with self._request_slots:
+            if job.limited and self._shared_budget is not None:
+                await self._shared_budget.acquire()
             if job.limited:
                 await self._global.acquire()
             method = job.method

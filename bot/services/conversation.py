@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.i18n import Language, text
+from bot.journal import send_scope
 from bot.services.pending import MemoryPendingStore, PendingMessage, PendingStore, now
 from integrations.hygiene import for_rasa
 from integrations.rasa import BotReply, RasaBadResponse, RasaUnavailable
@@ -135,11 +136,15 @@ class ConversationService:
             return [BotReply(text=text("assistant_confused", message.language))]
         return replies
 
-    async def retry_pending(self, deliver: Deliver) -> int:
-        """Answer waiting messages in order; returns how many were answered or handed over."""
+    async def retry_pending(self, deliver: Deliver, owns: Callable[[int], bool] | None = None) -> int:
+        """Answer waiting messages in order; returns how many were answered or handed over.
+
+        ``owns`` limits this to the chats this replica is responsible for (its intake partitions).
+        """
         done = 0
         for chat_id in await self._pending.chats():
-            done += await self._retry_chat(chat_id, deliver)
+            if owns is None or owns(chat_id):
+                done += await self._retry_chat(chat_id, deliver)
         return done
 
     async def _retry_chat(self, chat_id: int, deliver: Deliver) -> int:
@@ -151,8 +156,11 @@ class ConversationService:
                 if now() - item.queued_at >= self._handoff_after:
                     done += await self._hand_over(chat_id, item, deliver)
                 return done
+            # delivered (journaled under a key of this very message) before it leaves the store: a crash in
+            # between answers it again under the same keys, which the durable outbox does not send twice
+            with send_scope(f"p:{chat_id}:{item.queued_at!r}:{item.message_id}"):
+                await deliver(chat_id, replies)
             await self._pending.pop(chat_id)
-            await deliver(chat_id, replies)
             done += 1
         return done
 

@@ -3,6 +3,7 @@ answered when it is back, or handed to a person after a limit. Nothing a buyer w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import deque
@@ -32,6 +33,9 @@ class PendingMessage:
     def from_json(cls, raw: str | bytes) -> PendingMessage:
         data: dict[str, Any] = json.loads(raw)
         return cls(**data)
+
+
+KEPT_MARKER_TTL_SECONDS = 2 * 24 * 3600
 
 
 class PendingStore(Protocol):
@@ -87,6 +91,12 @@ class RedisPendingStore:
         return f"{self._prefix}{chat_id}"
 
     async def push(self, message: PendingMessage) -> None:
+        """Kept once: an update processed again after a crash does not keep its message twice."""
+        if message.message_id is not None:
+            digest = hashlib.sha256(message.text.encode("utf-8", "replace")).hexdigest()[:12]
+            marker = f"{self._prefix}kept:{message.chat_id}:{message.message_id}:{message.kind}:{digest}"
+            if not await self._redis.set(marker, "1", nx=True, ex=KEPT_MARKER_TTL_SECONDS):
+                return
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(self._key(message.chat_id), message.to_json())
             pipe.sadd(f"{self._prefix}chats", message.chat_id)
