@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sim.goals import REASON_TAGS, make_goals
+from sim.goals import REASON_TAGS, SEED_PRODUCTS, make_goals
 from sim.metrics import ConversationRecord, TurnRecord, Verdict, judge, summarise
 from sim.report import RunInfo, render
 from sim.runner import Rasa, RunContext, Sandbox, run_all
@@ -90,6 +90,7 @@ def run(
     async def go() -> tuple[list[ConversationRecord], str]:
         sandbox, rasa = Sandbox(sandbox_url, api_key, admin_key), Rasa(rasa_url, rasa_token, metadata_secret)
         try:
+            await sandbox.stock_up(SEED_PRODUCTS)
             ctx = RunContext(sandbox, rasa, seed, run_tag=int(time.time()) % 1000)
             records = await run_all(ctx, goals, concurrency=concurrency, progress=progress)
             return records, await rasa.model_id()

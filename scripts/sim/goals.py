@@ -61,6 +61,28 @@ PRODUCTS: dict[str, Product] = {
 }
 
 
+# The sandbox's seeded products the simulator orders (docs/platform-api.md "Seeds"); restocked at the start.
+SEED_PRODUCTS: dict[str, dict[str, Any]] = {
+    "WZRY-60": {"kind": "game_card", "name": "王者荣耀 点券 60", "merchant_id": "M01", "price": "6.00"},
+    "HPJY-60": {"kind": "game_card", "name": "和平精英 点券 60", "merchant_id": "M01", "price": "6.00"},
+    "YS-60": {"kind": "game_card", "name": "原神 创世结晶 60", "merchant_id": "M01", "price": "6.00"},
+    "CM-100": {
+        "kind": "phone_topup", "name": "中国移动 话费 100 元", "merchant_id": "M02", "price": "99.50",
+        "carrier": "中国移动",
+    },
+    "CU-50": {
+        "kind": "phone_topup", "name": "中国联通 话费 50 元", "merchant_id": "M02", "price": "49.80",
+        "carrier": "中国联通",
+    },
+    "CT-50": {
+        "kind": "phone_topup", "name": "中国电信 话费 50 元", "merchant_id": "M02", "price": "49.70",
+        "carrier": "中国电信",
+    },
+    "TXSP-VIP-M": {"kind": "membership", "name": "腾讯视频 VIP 月卡", "merchant_id": "M03", "price": "25.00"},
+    "IQY-VIP-M": {"kind": "membership", "name": "爱奇艺 黄金会员 月卡", "merchant_id": "M03", "price": "19.80"},
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class OrderPlan:
     """An order the goal needs: product, state and timing (minutes before the conversation starts)."""

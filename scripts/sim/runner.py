@@ -38,7 +38,11 @@ class Sandbox:
     async def _call(self, method: str, path: str, admin: bool = False, **kwargs: Any) -> Any:
         headers = self._admin if admin else self._v1
         for attempt in range(5):
-            response = await self._http.request(method, path, headers=headers, **kwargs)
+            try:
+                response = await self._http.request(method, path, headers=headers, **kwargs)
+            except httpx.TransportError:  # a busy machine drops a connection now and then
+                await asyncio.sleep(0.5 * (attempt + 1))
+                continue
             if response.status_code == 429 or response.status_code >= 500:
                 await asyncio.sleep(0.2 * (attempt + 1))
                 continue
@@ -64,6 +68,13 @@ class Sandbox:
                 "telegram_user_id": telegram_user_id,
             },
         )
+
+    async def stock_up(self, products: dict[str, dict[str, Any]], stock: int = 100_000) -> None:
+        """Enough stock for every order a run creates (the seeds hold a few hundred units)."""
+        for sku, product in products.items():
+            await self._call(
+                "POST", "/admin/products", admin=True, json={"sku": sku, **product, "stock": stock}
+            )
 
     async def create_order(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", "/admin/orders", admin=True, json=body)
