@@ -24,9 +24,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from integrations.rasa.identity import sign_metadata  # noqa: E402
 from tests.botapi_double import BotAPIDouble  # noqa: E402
 from tests.support.pg import create_database, drop_database  # noqa: E402
-from tests.support.processes import ManagedProcess, ensure_model, free_port, stack_service  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    ManagedProcess,
+    ensure_model,
+    free_port,
+    inside_secrets,
+    stack_service,
+)
 
 QUESTION = "我的订单 KM20261127001 到哪了?"
 LOAD_TEXTS = ["你好", "多久能到账", "超时会退款吗", "谢谢", "我的订单 KM20261127001 到哪了?"]
@@ -59,11 +66,10 @@ async def bare_rasa(rasa_url: str, samples: int) -> list[float]:
     timings = []
     async with httpx.AsyncClient(base_url=rasa_url, timeout=60) as client:
         for index in range(samples):
-            body = {
-                "sender": f"bench-bare-{index}",
-                "message": QUESTION,
-                "metadata": {"telegram_user_id": 10001},
-            }
+            sender = f"bench-bare-{index}"
+            # signed like the bot signs it, so the action server believes the identity (and calls the platform)
+            metadata = sign_metadata(inside_secrets()["METADATA_SECRET"], sender, {"telegram_user_id": 10001})
+            body = {"sender": sender, "message": QUESTION, "metadata": metadata}
             started = time.perf_counter()
             response = await client.post("/webhooks/rest/webhook", json=body)
             timings.append(time.perf_counter() - started)

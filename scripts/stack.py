@@ -7,11 +7,17 @@
 
 Ports and URLs come from the environment (SANDBOX_PORT, ACTION_SERVER_PORT, RASA_PORT, BOT_HTTP_PORT),
 so the tests can run a second stack beside a running demo.
+
+The inside of the stack is authenticated: Rasa's HTTP API by RASA_AUTH_TOKEN, the action server by
+ACTION_SERVER_TOKEN (Rasa sends it), the Telegram identity in Rasa's metadata by METADATA_SECRET (the bot
+signs, the action server verifies). Unset ones are made random once and kept in var/run/inside-secrets.json
+(mode 0600), so a later 'demo' or 'status' talks to an already running stack with the same values.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -51,9 +57,29 @@ def ports(env: dict[str, str]) -> dict[str, int]:
     }
 
 
+INSIDE_SECRETS = ("RASA_AUTH_TOKEN", "ACTION_SERVER_TOKEN", "METADATA_SECRET")
+
+
+def inside_secrets(env: dict[str, str]) -> dict[str, str]:
+    """The stack's shared tokens: from the environment, else the demo's kept ones, else new random ones."""
+    missing = [name for name in INSIDE_SECRETS if not env.get(name)]
+    chosen = {name: env[name] for name in INSIDE_SECRETS if env.get(name)}
+    if not missing:
+        return chosen
+    path = VAR / "run" / "inside-secrets.json"
+    kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    made = {name: kept.get(name) or secrets.token_urlsafe(32) for name in missing}
+    if any(kept.get(name) != value for name, value in made.items()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text(json.dumps({**kept, **made}))
+    return {**chosen, **made}
+
+
 def services(env: dict[str, str], model: Path | None) -> dict[str, Service]:
     """The four processes of DESIGN.md, wired to each other on loopback."""
     port = ports(env)
+    inside = inside_secrets(env)
     sandbox_url = env.get("PLATFORM_API_URL", f"http://127.0.0.1:{port['sandbox']}")
     action_url = env.get("ACTION_SERVER_URL", f"http://127.0.0.1:{port['actions']}/webhook")
     rasa_url = env.get("RASA_URL", f"http://127.0.0.1:{port['rasa']}")
@@ -72,6 +98,8 @@ def services(env: dict[str, str], model: Path | None) -> dict[str, Service]:
         str(ROOT / "nlu" / "credentials.yml"),
         "--model",
         str(model or ""),
+        "--auth-token",
+        inside["RASA_AUTH_TOKEN"],
     ]
     return {
         "sandbox": Service(
@@ -84,13 +112,19 @@ def services(env: dict[str, str], model: Path | None) -> dict[str, Service]:
             "actions",
             [str(MAIN_PY), "-m", "actions"],
             f"http://127.0.0.1:{port['actions']}/health",
-            {**common, "ACTION_SERVER_HOST": "127.0.0.1", "ACTION_SERVER_PORT": str(port["actions"])},
+            {
+                **common,
+                "ACTION_SERVER_HOST": "127.0.0.1",
+                "ACTION_SERVER_PORT": str(port["actions"]),
+                "ACTION_SERVER_TOKEN": inside["ACTION_SERVER_TOKEN"],
+                "METADATA_SECRET": inside["METADATA_SECRET"],
+            },
         ),
         "rasa": Service(
             "rasa",
             rasa_command,
-            f"{rasa_url}/status",
-            {**common, "SANIC_WORKERS": "1"},
+            f"{rasa_url}/status?token={inside['RASA_AUTH_TOKEN']}",
+            {**common, "SANIC_WORKERS": "1", "ACTION_SERVER_TOKEN": inside["ACTION_SERVER_TOKEN"]},
             cwd=ROOT / "nlu",
             start_timeout=240.0,
         ),
@@ -98,9 +132,19 @@ def services(env: dict[str, str], model: Path | None) -> dict[str, Service]:
             "bot",
             [str(MAIN_PY), "-m", "bot"],
             f"http://127.0.0.1:{port['bot']}/healthz",
-            {**common, "BOT_HTTP_PORT": str(port["bot"])},
+            {
+                **common,
+                "BOT_HTTP_PORT": str(port["bot"]),
+                "RASA_AUTH_TOKEN": inside["RASA_AUTH_TOKEN"],
+                "METADATA_SECRET": inside["METADATA_SECRET"],
+            },
         ),
     }
+
+
+def shown(url: str) -> str:
+    """A health URL as printed: without its ?token= query."""
+    return url.partition("?")[0]
 
 
 def pid_file(name: str) -> Path:
@@ -143,7 +187,7 @@ def wait_healthy(service: Service, process: subprocess.Popen[bytes]) -> None:
             tail = log_file(service.name).read_text(errors="replace")[-2000:]
             raise SystemExit(f"error: {service.name} exited with {process.returncode}; its log ends:\n{tail}")
         if is_healthy(service.health_url):
-            print(f"  {service.name:8} up   {service.health_url}", file=sys.stderr)
+            print(f"  {service.name:8} up   {shown(service.health_url)}", file=sys.stderr)
             return
         time.sleep(0.5)
     raise SystemExit(
@@ -178,7 +222,7 @@ def up(with_bot: bool) -> list[str]:
     for name in wanted:
         service = stack[name]
         if is_healthy(service.health_url):
-            print(f"  {name:8} already running at {service.health_url}", file=sys.stderr)
+            print(f"  {name:8} already running at {shown(service.health_url)}", file=sys.stderr)
             continue
         if name == "sandbox" and "SANDBOX_DATABASE_URL" not in env:
             # the demo platform starts from fresh seed data, so the README's example order is "processing"
@@ -240,7 +284,7 @@ def ops_access(env: dict[str, str]) -> dict[str, str]:
 def status() -> None:
     for name, service in services(dict(os.environ), None).items():
         state = "up" if is_healthy(service.health_url) else "down"
-        print(f"{name:8} {state:5} {service.health_url}")
+        print(f"{name:8} {state:5} {shown(service.health_url)}")
 
 
 def main() -> None:

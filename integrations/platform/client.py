@@ -50,6 +50,7 @@ from integrations.platform.models import (
     SlaList,
     WebhookSubscription,
 )
+from integrations.privacy import mask_personal_data
 
 logger = logging.getLogger(__name__)
 
@@ -329,8 +330,14 @@ class PlatformClient:
         idempotency_key: str | None = None,
     ) -> Escalation:
         """Open a ticket, or add to the buyer's open one for the same order (``appended``). With
-        ``accuses_merchant`` (the buyer accuses the order's merchant) it goes to platform agents only."""
-        body: dict[str, Any] = {"buyer_id": buyer_id, "reason": reason, "summary": summary}
+        ``accuses_merchant`` (the buyer accuses the order's merchant) it goes to platform agents only.
+        The summary is read by people (merchant, agents): personal data is masked; the order keeps the
+        real values."""
+        body: dict[str, Any] = {
+            "buyer_id": buyer_id,
+            "reason": reason,
+            "summary": mask_personal_data(summary),
+        }
         if order_id is not None:
             body["order_id"] = order_id
         if accuses_merchant:

@@ -21,7 +21,7 @@ from integrations.storage.db import make_engine
 from tests.botapi_double import BotAPIDouble, FakeUser
 from tests.e2e.conftest import AGENTS_CHAT_ID, SANDBOX_API_KEY, Stack
 from tests.e2e.test_flows import has, sandbox
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, inside_secrets
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -125,7 +125,9 @@ async def relay_to_buyer(
 
 async def rasa_paused(stack: Stack, user: FakeUser) -> bool:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.env['RASA_PORT']}", timeout=10) as client:
-        response = await client.get(f"/conversations/tg-{user.id}/tracker")
+        # Rasa's HTTP API wants the stack's auth token
+        token = inside_secrets()["RASA_AUTH_TOKEN"]
+        response = await client.get(f"/conversations/tg-{user.id}/tracker", params={"token": token})
     response.raise_for_status()
     return bool(response.json().get("paused"))
 

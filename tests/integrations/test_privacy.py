@@ -101,3 +101,36 @@ def test_records_without_secrets_keep_their_args() -> None:
     )
     SecretRedactor([API_KEY]).filter(record)
     assert record.args == ("127.0.0.1", "GET")
+
+
+async def test_escalations_sent_to_the_platform_carry_masked_summaries() -> None:
+    import json
+
+    import httpx
+
+    from integrations.platform.client import PlatformClient
+
+    sent: list[dict[str, object]] = []
+
+    def platform(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        return httpx.Response(
+            201,
+            json={
+                "escalation_id": "ES1",
+                "buyer_id": "B1",
+                "reason": body["reason"],
+                "summary": body["summary"],
+                "state": "open",
+                "created_at": "2026-11-27T04:00:00Z",
+                "updated_at": "2026-11-27T04:00:00Z",
+            },
+        )
+
+    client = PlatformClient("http://platform.test", "key", transport=httpx.MockTransport(platform))
+    await client.create_escalation(
+        "B1", "other", "卡密：ABCD-EFGH-JKLM-NPQR 没到账，手机 13800138000，订单 KM20261127001"
+    )
+    await client.aclose()
+    assert sent[0]["summary"] == "卡密：•••••• 没到账，手机 138****8000，订单 KM20261127001"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -90,7 +92,15 @@ class ManagedProcess:
             self.process.wait(timeout=5)
 
 
+@functools.cache
+def inside_secrets() -> dict[str, str]:
+    """Random shared tokens for this test session's stack (Rasa API, action server, metadata signature):
+    every process of the session gets the same ones, the environment can still override them."""
+    return {name: secrets.token_urlsafe(32) for name in stack.INSIDE_SECRETS}
+
+
 def stack_service(name: str, env: dict[str, str], model: Path | None = None) -> ManagedProcess:
+    env = {**inside_secrets(), **env}
     service = stack.services(env, model)[name]
     return ManagedProcess(
         name=name,
