@@ -29,8 +29,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from integrations.hygiene import clean_text
-from integrations.privacy import mask_personal_data
 from integrations.storage.models import Base, utcnow
 
 ACTIVE_STATES = ("merchant", "queued", "assigned")
@@ -156,9 +154,7 @@ class HandoffRepository:
     # ------------------------------------------------------------------ tickets
 
     async def create(self, ticket: HandoffTicket) -> tuple[HandoffTicket, bool]:
-        """Insert ``ticket`` unless one with its id exists; (the stored ticket, whether it was created).
-        The summary is kept for humans, so personal data in it is masked."""
-        ticket.summary = mask_personal_data(clean_text(ticket.summary or "", None))
+        """Insert ``ticket`` unless one with its id exists; (the stored ticket, whether it was created)."""
         try:
             async with self._sessions.begin() as session:
                 session.add(ticket)
