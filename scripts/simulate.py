@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 api_key=stack.api_key,
                 admin_key=stack.admin_key,
                 metadata_secret=stack.metadata_secret,
-                **common,  # type: ignore[arg-type]
+                **{**common, "rasa_token": stack.rasa_token},  # type: ignore[arg-type]
             )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(result.report, encoding="utf-8")

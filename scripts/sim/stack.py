@@ -14,6 +14,7 @@ from tests.support.processes import ManagedProcess, ensure_model, free_port, sta
 API_KEY = "sim-platform-key"
 ADMIN_KEY = "sim-admin-key"
 METADATA_SECRET = "sim-metadata-secret"  # the bot signs the Telegram identity; so does the simulator
+RASA_AUTH_TOKEN = "sim-rasa-auth-token"  # Rasa's HTTP API (/status, trackers) wants it
 
 
 @dataclass
@@ -24,6 +25,7 @@ class SimStack:
     admin_key: str
     metadata_secret: str
     processes: list[ManagedProcess]
+    rasa_token: str = RASA_AUTH_TOKEN
 
 
 @contextmanager
@@ -42,6 +44,7 @@ def private_stack(quiet: bool = False, rasa_timeout: float = 900.0) -> Iterator[
         "SANDBOX_RATE_LIMIT_PER_SECOND": "0",
         "PLATFORM_API_KEY": API_KEY,
         "METADATA_SECRET": METADATA_SECRET,
+        "RASA_AUTH_TOKEN": RASA_AUTH_TOKEN,
         "VAR_DIR": str(work),
         "DATABASE_URL": f"sqlite+aiosqlite:///{(work / 'bot.db').as_posix()}",
     }

@@ -47,6 +47,7 @@ def test_simulated_buyers_meet_issue_10_targets(sim_stack: SimStack) -> None:
         api_key=sim_stack.api_key,
         admin_key=sim_stack.admin_key,
         metadata_secret=sim_stack.metadata_secret,
+        rasa_token=sim_stack.rasa_token,
         count=SUBSET,
         seed=SEED,
         langs=["zh", "en"],
