@@ -126,7 +126,7 @@ def services(env: dict[str, str], model: Path | None) -> dict[str, Service]:
             f"{rasa_url}/status?token={inside['RASA_AUTH_TOKEN']}",
             {**common, "SANIC_WORKERS": "1", "ACTION_SERVER_TOKEN": inside["ACTION_SERVER_TOKEN"]},
             cwd=ROOT / "nlu",
-            start_timeout=240.0,
+            start_timeout=900.0,  # loading the model takes many minutes on a busy machine
         ),
         "bot": Service(
             "bot",
