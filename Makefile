@@ -4,23 +4,34 @@ SHELL := /bin/bash
 VENV := .venv
 RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python
+ifeq ($(V),1)
+PIP_FLAGS ?= --disable-pip-version-check
+else
 PIP_FLAGS ?= --disable-pip-version-check -q
+endif
 
-.PHONY: help venv venv-rasa train demo up down status test lint format nlu-validate nlu-test nlu-report nlu-independent simulate bench ops-bench chaos clean
+.PHONY: help venv venv-rasa train demo demo-staff up down status test lint format nlu-validate nlu-test nlu-report nlu-independent simulate bench ops-bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# set-up steps say what they do and how long they usually take; installer output goes to var/log/ (V=1 shows it)
+STEP := scripts/step.sh
+export V
+
 $(VENV)/.installed: pyproject.toml constraints.txt
-	@py="$$(scripts/find-python.sh main)" && echo "main venv: $$py" && $$py -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	@py="$$(scripts/find-python.sh main)" && \
+	  $(STEP) "creating .venv with $$py (bot, actions, sandbox, tests)" "~1 min" var/log/venv.log \
+	  bash -c '"$$0" -m venv $(VENV) && $(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip && \
+	    $(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e ".[dev]"' "$$py"
 	@touch $@
 
 $(RASA_VENV)/.installed: nlu/requirements-rasa.txt nlu/constraints-rasa.txt
-	@py="$$(scripts/find-python.sh rasa)" && echo "rasa venv: $$py" && $$py -m venv $(RASA_VENV)
-	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip wheel
-	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) -c nlu/constraints-rasa.txt -r nlu/requirements-rasa.txt
+	@py="$$(scripts/find-python.sh rasa)" && \
+	  $(STEP) "creating .venv-rasa with $$py and installing Rasa 3.6 (TensorFlow, spaCy…)" "~2-3 min" \
+	  var/log/venv-rasa.log bash -c '"$$0" -m venv $(RASA_VENV) && \
+	    $(RASA_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip wheel && \
+	    $(RASA_VENV)/bin/pip install $(PIP_FLAGS) -c nlu/constraints-rasa.txt -r nlu/requirements-rasa.txt' "$$py"
 	@touch $@
 
 venv: $(VENV)/.installed ## create the main venv (Python >= 3.11)
@@ -30,8 +41,13 @@ venv-rasa: $(RASA_VENV)/.installed ## create Rasa's venv (Python 3.10)
 train: venv venv-rasa ## train the Rasa model (reuses the cached one when nlu/ is unchanged)
 	$(PY) scripts/train.py
 
-demo: venv venv-rasa ## the demo: sandbox + action server + Rasa + bot (terminal chat without TELEGRAM_BOT_TOKEN)
-	$(PY) scripts/stack.py demo
+demo: ## the demo: sandbox + action server + Rasa + bot (terminal chat without TELEGRAM_BOT_TOKEN)
+	@echo "make demo: checking the virtualenvs (.venv, .venv-rasa); the first run creates them (~3-4 min)" >&2
+	@$(MAKE) --no-print-directory venv venv-rasa
+	@$(PY) scripts/stack.py demo
+
+demo-staff: venv ## a second terminal for the demo: be the merchant and the agent (needs `make demo` running)
+	@$(PY) -m bot.staff_console
 
 up: venv venv-rasa ## the stack in the background, waiting on health checks; logs in var/log
 	$(PY) scripts/stack.py up

@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -33,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.app import BotServices, KeyValue, build_dispatcher, build_services
 from bot.commands import BlockedChats, set_commands_eventually
 from bot.config import BotMode, BotSettings, ConfigError, load_settings
+from bot.demo import DemoSettings, DemoWorld, demo_router
 from bot.handoff.hours import BusinessHours
 from bot.handoff.service import HandoffService, HandoffSettings
 from bot.handoff.telegram import TelegramMessenger
@@ -58,11 +59,12 @@ from bot.receiving import Poller, WebhookReceiver
 from bot.retention import purge_forever
 from bot.sending import send_replies
 from bot.services.pending import MemoryPendingStore, PendingStore, RedisPendingStore
-from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession
+from bot.terminal import TERMINAL_TOKEN, TerminalChat, TerminalSession, open_when_ready
+from bot.terminal_staff import StaffEndpoints
 from integrations.hygiene import clean_json_loads
 from integrations.metrics import MeteredTransport
 from integrations.platform.client import PlatformClient
-from integrations.platform.errors import PlatformError
+from integrations.platform.errors import PlatformError, Unavailable
 from integrations.platform.models import EVENT_TYPES
 from integrations.privacy import install_log_redaction
 from integrations.rasa import ActionServerProbe, BotReply, RasaClient
@@ -150,7 +152,18 @@ async def run(settings: BotSettings) -> None:
             handoff,
             actions_healthy=probe.healthy,
         )
-        dispatcher = build_dispatcher(storage, services)
+        first: list[Router] = []
+        if settings.effective_mode is BotMode.TERMINAL:  # /demo: the demo world's controls, terminal only
+            demo_world = DemoWorld(
+                platform,
+                str(settings.platform_api_url),
+                DemoSettings().sandbox_admin_key.get_secret_value(),
+            )
+            stack.push_async_callback(demo_world.aclose)
+            first.append(demo_router())
+        dispatcher = build_dispatcher(storage, services, first)
+        if first:
+            dispatcher["demo_world"] = demo_world
         install_outermost(dispatcher, UpdateMetrics(metrics))  # counts from processing, before the chat queue
         sampler = asyncio.create_task(sample_pending(metrics, pending))
         stack.callback(sampler.cancel)
@@ -160,7 +173,7 @@ async def run(settings: BotSettings) -> None:
             "actions": probe.healthy,
         }
         if settings.effective_mode is BotMode.TERMINAL:
-            await _run_terminal(settings, dispatcher, services, stack, observability)
+            await _run_terminal(settings, dispatcher, services, stack, ready_checks, observability)
         else:
             await _run_telegram(
                 settings, dispatcher, services, stack, ready_checks, intake, journal, redis, observability
@@ -172,21 +185,69 @@ async def _run_terminal(
     dispatcher: Dispatcher,
     services: BotServices,
     stack: AsyncExitStack,
+    ready_checks: dict[str, Callable[[], Awaitable[bool]]],
     observability: Observability | None = None,
 ) -> None:
+    """The terminal demo: Telegram is played by :class:`TerminalSession` (the buyer's chat printed here, the
+    staff chats served to ``make demo-staff``); the send queue, handoff and platform events are the bot's own."""
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
-    session = TerminalSession()
+    session = TerminalSession(agents_chat_id=settings.agents_chat_id)
+    bot = Bot(TERMINAL_TOKEN, session=session, default=default)
+    outbox = Outbox(bot, on_blocked=BlockedChats(services.kv).mark)
+    session.middleware(outbox.request_middleware())
     session.middleware(OutgoingLogMiddleware(services.conversation_log))
     if observability is not None:  # /metrics and /ops beside the terminal chat (make demo)
         observability.watch_session(session)
-        await serve_terminal_http(settings, observability, stack)
-    bot = Bot(TERMINAL_TOKEN, session=session, default=default)
-    language = language_from_telegram(None)
+        observability.watch_outbox(outbox)
+    await outbox.start()
+    stack.push_async_callback(outbox.stop, 10.0)
     retrier = asyncio.create_task(retry_pending_forever(services, bot))
-    try:
-        await TerminalChat(dispatcher, bot, session, language).run()
-    finally:
-        retrier.cancel()
+    stack.callback(retrier.cancel)
+    if services.handoff is not None:
+        services.handoff.attach(TelegramMessenger(bot))
+        sla_timer = asyncio.create_task(services.handoff.run_sla_timer())
+        stack.callback(sla_timer.cancel)
+    routes: list[Routes] = [readiness_route(ready_checks), *(observability.routes if observability else [])]
+    routes.append(StaffEndpoints(session, dispatcher, bot).register)  # make demo-staff reads/writes here
+    if settings.platform_webhook_secret is not None:  # POST /platform/events: the platform's signed events
+        receiver = PlatformEventsReceiver(
+            settings.platform_webhook_secret.get_secret_value(),
+            services.kv,
+            OutboxNotifier(outbox),
+            language_of=languages_from_conversation_log(
+                services.conversation_log, preferences=services.preferences
+            ),
+        )
+        routes.append(receiver.register)
+        if settings.platform_events_url is not None:
+            subscriber = asyncio.create_task(
+                subscribe_when_reachable(services.platform, str(settings.platform_events_url), settings)
+            )
+            stack.callback(subscriber.cancel)
+    # the demo opens the chat once Rasa is ready, or at the time the stack set (make demo: within a minute)
+    await open_when_ready(ready_checks["rasa"], DemoSettings().terminal_open_by)
+    await serve_terminal_http(settings, routes, stack)
+    language = language_from_telegram(None)
+    await TerminalChat(dispatcher, bot, session, language, ready=ready_checks["rasa"]).run()
+
+
+async def subscribe_when_reachable(
+    platform: PlatformClient, url: str, settings: BotSettings, retry_seconds: float = 3.0
+) -> None:
+    """``subscribe_to_platform_events`` for the demo, where the platform may start after the bot."""
+    assert settings.platform_webhook_secret is not None
+    while True:
+        try:
+            await platform.subscribe_webhook(
+                url, list(EVENT_TYPES), settings.platform_webhook_secret.get_secret_value()
+            )
+            return
+        except Unavailable as exc:
+            log.info("platform not reachable yet for the events subscription (%s); retrying", exc)
+        except PlatformError as exc:
+            log.error("could not subscribe %s to platform events: %s", url, exc)
+            return
+        await asyncio.sleep(retry_seconds)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -347,12 +408,11 @@ async def set_webhook_with_retries(
     raise RuntimeError(f"setWebhook failed {attempts} times")
 
 
-async def serve_terminal_http(
-    settings: BotSettings, observability: Observability, stack: AsyncExitStack
-) -> None:
-    """The terminal chat has no webhook; its HTTP side serves health, /metrics and /ops if the port is free."""
+async def serve_terminal_http(settings: BotSettings, routes: list[Routes], stack: AsyncExitStack) -> None:
+    """The terminal chat's HTTP side (health, /metrics, /ops, platform events, the staff terminal's
+    endpoints), if the port is free; the chat works without it."""
     try:
-        runner = await serve_health(settings.bot_http_host, settings.bot_http_port, observability.routes)
+        runner = await serve_health(settings.bot_http_host, settings.bot_http_port, routes)
     except OSError as exc:
         log.warning(
             "no HTTP server beside the terminal chat (%s:%s): %s",

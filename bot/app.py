@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from aiogram import Dispatcher
+from aiogram import Dispatcher, Router
 from aiogram.fsm.storage.base import BaseStorage
 
 from bot.handoff.conversation import HandoffAwareConversation
@@ -71,8 +71,11 @@ def build_services(
     )
 
 
-def build_dispatcher(storage: BaseStorage, services: BotServices) -> Dispatcher:
-    """Routers, the update-order middlewares, and dependencies handed to handlers as keyword arguments."""
+def build_dispatcher(storage: BaseStorage, services: BotServices, first: Sequence[Router] = ()) -> Dispatcher:
+    """Routers, the update-order middlewares, and dependencies handed to handlers as keyword arguments.
+
+    ``first``: routers that see updates before the handoff and buyer routers (the terminal demo's ``/demo``).
+    """
     dispatcher = Dispatcher(
         storage=storage,
         conversation=services.conversation,
@@ -88,6 +91,8 @@ def build_dispatcher(storage: BaseStorage, services: BotServices) -> Dispatcher:
         dispatcher, SerializePerChat(), DeduplicateUpdates(services.kv), FloodControl(limit=10, window=10.0)
     )
     dispatcher.errors.register(on_error)
+    for router in first:
+        dispatcher.include_router(router)
     if services.handoff is not None:  # before the buyer router: it takes buyers held by a human
         dispatcher.include_router(handoff_router())
     dispatcher.include_router(buyer_router())

@@ -20,18 +20,37 @@ def utc_now() -> datetime:
 
 
 class Clock:
-    """Real time shifted by an offset, or frozen at an instant."""
+    """Real time shifted by an offset and optionally running ``speed`` times faster, or frozen at an instant."""
 
-    def __init__(self, wall: WallClock = utc_now) -> None:
+    def __init__(self, wall: WallClock = utc_now, speed: float = 1.0) -> None:
         self._wall = wall
         self._offset = timedelta(0)
         self._frozen_at: datetime | None = None
+        self._speed = speed
+        self._anchor = wall()
+        """The wall instant from which the speed-up counts."""
 
     def now(self) -> datetime:
         """The sandbox's current time (UTC)."""
         if self._frozen_at is not None:
             return self._frozen_at
-        return self._wall() + self._offset
+        wall = self._wall()
+        return wall + self._offset + (wall - self._anchor) * (self._speed - 1)
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def set_speed(self, speed: float) -> None:
+        """Run ``speed`` times faster than real time from now on (the demo's fast-forward); 1 is real time."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        if self._frozen_at is None:
+            now, self._anchor = self.now(), self._wall()
+            self._offset = now - self._anchor
+        else:
+            self._anchor = self._wall()
+        self._speed = speed
 
     @property
     def frozen(self) -> bool:
@@ -44,7 +63,8 @@ class Clock:
             self._frozen_at = instant
         else:
             self._frozen_at = None
-            self._offset = instant - self._wall()
+            self._anchor = self._wall()
+            self._offset = instant - self._anchor
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward (or back, for negative ``seconds``)."""
@@ -63,3 +83,5 @@ class Clock:
         """Back to real time."""
         self._frozen_at = None
         self._offset = timedelta(0)
+        self._speed = 1.0
+        self._anchor = self._wall()

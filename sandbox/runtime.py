@@ -47,7 +47,7 @@ class Runtime:
         return cls(
             settings=settings,
             db=db,
-            clock=Clock(),
+            clock=Clock(speed=settings.clock_speed),
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             dispatcher=WebhookDispatcher(db, settings),
         )

@@ -386,11 +386,15 @@ class ClockIn(InputModel):
     now: Instant | None = None
     advance_seconds: Annotated[float, Field(ge=-366 * 86_400, le=366 * 86_400)] | None = None
     frozen: bool | None = Field(default=None, description="freeze (true) or let run (false); default: freeze")
+    speed: Annotated[float, Field(gt=0, le=3600)] | None = Field(
+        default=None, description="run this many times faster than real time (1: real time)"
+    )
 
 
 class ClockOut(ApiModel):
     now: datetime
     frozen: bool
+    speed: float = 1.0
 
 
 class Transition(ApiModel):

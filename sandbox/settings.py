@@ -22,6 +22,9 @@ class SandboxSettings(BaseSettings):
     seed: bool = True
     simulate: bool = False
     simulate_interval_seconds: float = Field(default=5.0, gt=0)
+    clock_speed: float = Field(
+        default=1.0, gt=0, le=3600, description="the demo's fast-forward; 1 is real time"
+    )
 
     bot_username: str = "kameng_cs_bot"
     link_token_ttl_seconds: int = Field(default=15 * 60, gt=0)

@@ -71,7 +71,7 @@ async def create_order(body: AdminOrderIn, runtime: RuntimeDep) -> OrderOut:
 
 
 def _clock_out(runtime: Runtime) -> ClockOut:
-    return ClockOut(now=runtime.now(), frozen=runtime.clock.frozen)
+    return ClockOut(now=runtime.now(), frozen=runtime.clock.frozen, speed=runtime.clock.speed)
 
 
 @router.get("/clock", response_model=ClockOut)
@@ -81,9 +81,12 @@ async def get_clock(runtime: RuntimeDep) -> ClockOut:
 
 @router.post("/clock", response_model=ClockOut)
 async def set_clock(body: ClockIn, runtime: RuntimeDep) -> ClockOut:
-    """`{now}` jumps (frozen unless `frozen: false`), `{advance_seconds}` moves on, `{frozen: false}` resumes."""
+    """`{now}` jumps (frozen unless `frozen: false`), `{advance_seconds}` moves on, `{frozen: false}` resumes,
+    `{speed}` makes it run that many times faster than real time."""
     if body.now is not None and body.advance_seconds is not None:
         raise ApiError("validation_error", "give either now or advance_seconds, not both")
+    if body.speed is not None:
+        runtime.clock.set_speed(body.speed)
     if body.now is not None:
         runtime.clock.set(body.now, frozen=body.frozen is not False)
     elif body.advance_seconds is not None:
