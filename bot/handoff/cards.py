@@ -96,7 +96,7 @@ def render_transcript(messages: Sequence[ChatMessage], limit: int) -> str:
     """The bot conversation, newest last, masked, at most ``limit`` characters (oldest lines dropped)."""
     lines: list[str] = []
     for item in messages:
-        who = "👤" if item.direction == "in" else "🤖"
+        who = "👤" if item.direction == "in" else "🧑‍💼" if item.kind.startswith("human") else "🤖"
         body = mask_text(item.text or f"[{item.kind}]").replace("\n", " ")
         lines.append(f"{who} {_e(body[:300])}")
     kept: list[str] = []
@@ -109,10 +109,44 @@ def render_transcript(messages: Sequence[ChatMessage], limit: int) -> str:
     return "\n".join(reversed(kept))
 
 
+STATE_NAMES = {
+    "merchant": "商家处理中",
+    "queued": "排队中",
+    "assigned": "处理中",
+    "resolved": "已解决",
+    "closed": "已关闭",
+}
+
+
+def render_history(earlier: Sequence[HandoffTicket]) -> str:
+    """This buyer's earlier handoffs about the same order, newest last (at most 5)."""
+    lines = []
+    for old in list(earlier)[-5:]:
+        who = "商家" if old.route == "merchant" else "平台客服"
+        parts = [
+            f"<code>{_e(old.ticket_id)}</code>",
+            old.created_at.strftime("%m-%d %H:%M"),
+            _e(REASON_LABELS.get(old.reason, old.reason or "-")),
+            who,
+            STATE_NAMES.get(old.state, old.state),
+        ]
+        if old.csat is not None:
+            parts.append(f"{old.csat}★")
+        lines.append(" · ".join(parts))
+    return "\n".join(lines)
+
+
 def first_post(
-    ticket: HandoffTicket, order: Order | None, transcript: Sequence[ChatMessage], holder: str
+    ticket: HandoffTicket,
+    order: Order | None,
+    transcript: Sequence[ChatMessage],
+    holder: str,
+    *,
+    earlier: Sequence[HandoffTicket] = (),
 ) -> str:
     card = render_card(ticket, order, holder=holder)
+    if earlier:
+        card += "\n🗂 <b>此前的人工服务</b>（同一买家、同一订单）：\n" + render_history(earlier)
     room = CARD_LIMIT - len(card) - 40
     body = render_transcript(transcript, max(0, room)) if room > 100 else ""
     if not body:

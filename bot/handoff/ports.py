@@ -8,6 +8,7 @@ from typing import Protocol
 
 from integrations.platform.models import Escalation, EscalationState, Merchant, Order, RefundRequest
 from integrations.storage.models import ChatMessage
+from integrations.storage.repositories import LoggedMessage
 
 Button = tuple[str, str]
 """(title, callback data)."""
@@ -21,6 +22,10 @@ class TopicGone(Exception):
 
 class ChatUnreachable(Exception):
     """The chat does not exist, or refuses the bot (kicked, blocked)."""
+
+
+class TopicsUnavailable(Exception):
+    """The chat takes no forum topics (not a forum, topics off in a private chat, or the Bot API lacks them)."""
 
 
 class Messenger(Protocol):
@@ -49,7 +54,17 @@ class Messenger(Protocol):
         """Copy a message (text, photo, document...) without a "forwarded" header; the copy's id."""
 
     async def create_topic(self, chat_id: int, name: str) -> int:
-        """Create a forum topic; its message_thread_id."""
+        """Create a forum topic (a forum supergroup, or a private chat with topics); its message_thread_id.
+        Raises TopicsUnavailable (fall back to reply threading) or ChatUnreachable."""
+
+    async def edit_topic(self, chat_id: int, thread_id: int, name: str) -> bool:
+        """Rename a topic; False when that is not possible here (never raises)."""
+
+    async def close_topic(self, chat_id: int, thread_id: int) -> bool:
+        """Close a topic; False when that is not possible here (never raises)."""
+
+    async def reopen_topic(self, chat_id: int, thread_id: int) -> bool:
+        """Reopen a closed topic; False when that is not possible here (never raises)."""
 
     async def set_buttons(self, chat_id: int, message_id: int, buttons: Keyboard | None) -> None:
         """Replace (or, with None, remove) the inline keyboard of a message; failures are ignored."""
@@ -63,6 +78,10 @@ class Platform(Protocol):
     async def get_order(self, buyer_id: str, order_id: str) -> Order: ...
 
     async def get_merchant(self, merchant_id: str) -> Merchant: ...
+
+    async def redeem_merchant_link_token(
+        self, token: str, telegram_chat_id: int, *, idempotency_key: str | None = None
+    ) -> Merchant: ...
 
     async def update_escalation(
         self, escalation_id: str, state: EscalationState, *, idempotency_key: str | None = None
@@ -111,6 +130,8 @@ class Transcripts(Protocol):
     """The conversation log (``integrations.storage.repositories.ConversationLog``)."""
 
     async def transcript(self, chat_id: int, limit: int = 100) -> list[ChatMessage]: ...
+
+    async def append(self, message: LoggedMessage) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandObject, Filter
+from aiogram.filters import Command, CommandObject, CommandStart, Filter
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, TelegramObject, User
 
 from bot.handoff.ports import Actor
@@ -20,7 +20,19 @@ from bot.i18n import Language, language_from_telegram
 from bot.payloads import PayloadCodec
 from integrations.storage.handoff import HandoffTicket
 
-STAFF_COMMANDS = ("take", "release", "close", "note", "order", "fix", "restore", "refund", "pass")
+STAFF_COMMANDS = (
+    "take",
+    "release",
+    "close",
+    "reopen",
+    "note",
+    "order",
+    "fix",
+    "restore",
+    "refund",
+    "pass",
+    "t",
+)
 BUYER_PASSTHROUGH = ("lang", "help")
 
 
@@ -63,7 +75,8 @@ class InAgentsChat(Filter):
 
 async def on_buyer_message(message: Message, ticket: HandoffTicket, handoff: HandoffService) -> None:
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    await handoff.from_buyer(ticket, message.message_id, reply_to=reply_to)
+    kind = "text" if message.text else str(message.content_type)
+    await handoff.from_buyer(ticket, message.message_id, reply_to=reply_to, text=_content(message), kind=kind)
 
 
 async def on_buyer_edit(edited_message: Message, ticket: HandoffTicket, handoff: HandoffService) -> None:
@@ -119,15 +132,37 @@ async def on_csat(query: CallbackQuery, handoff: HandoffService) -> None:
 # ---------------------------------------------------------------------------------------------- staff
 
 
+class MerchantPrivateChat(Filter):
+    """A merchant's private chat with the bot (linked with the platform's ``m-…`` deep link)."""
+
+    async def __call__(self, event: TelegramObject, handoff: HandoffService | None = None, **_: Any) -> bool:
+        chat = getattr(event, "chat", None)
+        return handoff is not None and chat is not None and await handoff.is_merchant_chat(chat.id)
+
+
+def _where(message: Message) -> tuple[int | None, int | None]:
+    """(topic, replied-to message) of a staff message; a forum's topic root is not a real reply."""
+    thread = message.message_thread_id if message.is_topic_message else None
+    reply = message.reply_to_message
+    reply_to = reply.message_id if reply is not None and not reply.forum_topic_created else None
+    if thread is not None and reply_to == thread:
+        reply_to = None
+    return thread, reply_to
+
+
 async def _staff_ticket(message: Message, handoff: HandoffService) -> HandoffTicket | None:
-    """The ticket a staff message is about: the forum topic's, or the merchant chat's (reply or only one)."""
-    if handoff.is_agents_chat(message.chat.id):
-        return await handoff.ticket_for_topic(message.chat.id, message.message_thread_id)
-    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    ticket, why = await handoff.ticket_for_merchant_message(message.chat.id, reply_to)
+    """The ticket a staff message is about: the topic's, the one replied to, or the chat's only one."""
+    thread, reply_to = _where(message)
+    ticket, why = await handoff.ticket_for_staff(message.chat.id, thread, reply_to)
     if ticket is None and why is not None:
         await message.reply(staff_text(why))
+    elif ticket is None and message.chat.type == ChatType.PRIVATE:
+        await message.reply(staff_text("no_ticket_here"))
     return ticket
+
+
+def _request_id(message: Message) -> str:
+    return f"m{message.chat.id}:{message.message_id}"
 
 
 async def on_staff_command(message: Message, command: CommandObject, handoff: HandoffService) -> None:
@@ -147,43 +182,50 @@ async def on_staff_command(message: Message, command: CommandObject, handoff: Ha
         answer = await handoff.release(ticket, actor)
     elif name == "close":
         answer = await handoff.close(ticket, actor)
+    elif name == "reopen":
+        answer = await handoff.reopen(ticket, actor)
     elif name == "note":
         answer = await handoff.note(ticket, actor, args)
     elif name == "order":
-        answer = await handoff.order_card(ticket)
+        answer = await handoff.order_card(ticket, actor)
     elif name == "pass":
         answer = await handoff.pass_to_platform(ticket, actor)
+    elif name == "t":
+        answer = await handoff.canned(ticket, actor, args)
     else:
-        answer = await handoff.platform_action(ticket, actor, name, args)
+        answer = await handoff.platform_action(ticket, actor, name, args, request_id=_request_id(message))
     if answer:
         await message.reply(answer)
+
+
+def _content(message: Message) -> str:
+    return message.text or message.caption or f"[{message.content_type}]"
 
 
 async def on_staff_message(message: Message, handoff: HandoffService) -> None:
     if (message.text or "").startswith("/"):
         return  # other bots' or unknown commands are never relayed
+    if message.forum_topic_created or message.forum_topic_edited or message.forum_topic_closed:
+        return  # service messages
+    if message.forum_topic_reopened:
+        return
     ticket = await _staff_ticket(message, handoff)
     if ticket is None:
         return
     actor = _actor(message.from_user, message.chat.id)
-    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    if (
-        reply_to is not None
-        and message.reply_to_message is not None
-        and message.reply_to_message.forum_topic_created
-    ):
-        reply_to = None  # in a forum every message "replies" to the topic's first service message
+    _, reply_to = _where(message)
     if not ticket.active:
         await message.reply(staff_text("ticket_closed", ticket=ticket.ticket_id))
         return
     if not handoff.may_act(ticket, actor.chat_id):
         await message.reply(staff_text("not_yours"))
         return
-    await handoff.from_human(ticket, actor, message.message_id, reply_to=reply_to)
+    await handoff.from_human(ticket, actor, message.message_id, reply_to=reply_to, text=_content(message))
 
 
 async def on_staff_edit(edited_message: Message, handoff: HandoffService) -> None:
-    ticket = await _staff_ticket(edited_message, handoff)
+    thread, reply_to = _where(edited_message)
+    ticket, _ = await handoff.ticket_for_staff(edited_message.chat.id, thread, reply_to)
     if ticket is None or not ticket.active:
         return
     actor = _actor(edited_message.from_user, edited_message.chat.id)
@@ -215,24 +257,40 @@ async def on_staff_button(query: CallbackQuery, handoff: HandoffService) -> None
     elif action == "fix":
         answer = staff_text("fix_usage")
     elif action in ("rst", "ref"):
-        answer = await handoff.platform_action(ticket, actor, "restore" if action == "rst" else "refund")
+        answer = await handoff.platform_action(
+            ticket, actor, "restore" if action == "rst" else "refund", request_id=f"cb{query.id}"
+        )
     else:
         answer = None
     if answer:
-        thread = ticket.topic_id if handoff.is_agents_chat(message.chat.id) else None
         await handoff.messenger.send_text(
-            message.chat.id, answer, thread_id=thread, reply_to=message.message_id
+            message.chat.id,
+            answer,
+            thread_id=handoff.topic_in(ticket, message.chat.id),
+            reply_to=message.message_id,
         )
 
 
+async def on_merchant_link(message: Message, command: CommandObject, handoff: HandoffService) -> None:
+    """``/start m-…`` (the platform's merchant deep link) in a private chat or a group."""
+    _, text = await handoff.link_merchant((command.args or "").strip(), message.chat.id)
+    await message.answer(text)
+
+
 def handoff_router() -> Router:
-    """Include before the buyer router: it takes buyers' updates while a human holds their conversation."""
+    """Include before the buyer router: it takes buyers' updates while a human holds their conversation,
+    merchants' private chats, and the staff side of groups."""
     router = Router(name="handoff")
     private = F.chat.type == ChatType.PRIVATE
     groups = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 
     router.callback_query.register(on_csat, F.data.startswith("csat:"))
     router.callback_query.register(on_staff_button, F.data.startswith("ho:"))
+    router.message.register(on_merchant_link, CommandStart(deep_link=True, magic=F.args.startswith("m-")))
+
+    router.message.register(on_staff_command, private, Command(*STAFF_COMMANDS), MerchantPrivateChat())
+    router.message.register(on_staff_message, private, ~CommandStart(), MerchantPrivateChat())
+    router.edited_message.register(on_staff_edit, private, MerchantPrivateChat())
 
     router.message.register(on_buyer_end, private, Command("end"))
     router.message.register(on_buyer_human_again, private, Command("human"), BuyerInHandoff())

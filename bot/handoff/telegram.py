@@ -4,12 +4,22 @@ errors mapped onto ``TopicGone`` / ``ChatUnreachable``."""
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Awaitable
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNotFound
+from aiogram.exceptions import (
+    AiogramError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNotFound,
+)
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
-from bot.handoff.ports import ChatUnreachable, Keyboard, TopicGone
+from bot.handoff.ports import ChatUnreachable, Keyboard, TopicGone, TopicsUnavailable
+
+log = logging.getLogger(__name__)
 
 _TOPIC_GONE = ("thread not found", "topic_id_invalid", "topic_deleted", "topic was deleted")
 _CHAT_GONE = ("chat not found", "bot was kicked", "not a member", "chat_write_forbidden", "have no rights")
@@ -74,9 +84,37 @@ class TelegramMessenger:
     async def create_topic(self, chat_id: int, name: str) -> int:
         try:
             topic = await self._bot.create_forum_topic(chat_id, name)
-        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
+        except TelegramForbiddenError as exc:
             raise ChatUnreachable(str(exc)) from exc
-        return topic.message_thread_id
+        except (TelegramAPIError, AiogramError, ValueError) as exc:
+            # not a forum, topics off in a private chat, an unknown method or an odd answer: no topics here
+            raise TopicsUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        thread = getattr(topic, "message_thread_id", None)
+        if not isinstance(thread, int) or thread <= 0:
+            raise TopicsUnavailable(f"createForumTopic answered without a topic: {topic!r}"[:300])
+        return thread
+
+    async def edit_topic(self, chat_id: int, thread_id: int, name: str) -> bool:
+        return await self._optional(
+            "editForumTopic", self._bot.edit_forum_topic(chat_id, thread_id, name=name)
+        )
+
+    async def close_topic(self, chat_id: int, thread_id: int) -> bool:
+        return await self._optional("closeForumTopic", self._bot.close_forum_topic(chat_id, thread_id))
+
+    async def reopen_topic(self, chat_id: int, thread_id: int) -> bool:
+        return await self._optional("reopenForumTopic", self._bot.reopen_forum_topic(chat_id, thread_id))
+
+    @staticmethod
+    async def _optional(method: str, call: Awaitable[object]) -> bool:
+        """A nice-to-have call: whatever the Bot API answers (an error, an unknown method, an odd result),
+        the handoff goes on; True only for a plain success."""
+        try:
+            result = await call
+        except (TelegramAPIError, AiogramError, ValueError) as exc:
+            log.info("%s not done: %s: %s", method, type(exc).__name__, exc)
+            return False
+        return result is True
 
     async def set_buttons(self, chat_id: int, message_id: int, buttons: Keyboard | None) -> None:
         with contextlib.suppress(TelegramBadRequest, TelegramForbiddenError, TelegramNotFound):

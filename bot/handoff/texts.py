@@ -40,6 +40,23 @@ _BUYER: dict[str, dict[Language, str]] = {
         "zh": "📎 您的新请求已补充到进行中的工单 {ticket}，同一位客服会一并处理。",
         "en": "📎 Your new request was added to your open ticket {ticket}; the same person handles both.",
     },
+    "released": {
+        "zh": "↩️ 刚才的客服暂时离开，您的问题已回到队列，下一位客服会接着处理，聊天记录都在。",
+        "en": "↩️ The person helping you had to step away; your case is back in the queue and the next one "
+        "continues with the full history.",
+    },
+    "reopened": {
+        "zh": "🔄 {name} 重新打开了工单 {ticket}，会继续在这里为您处理。",
+        "en": "🔄 {name} reopened ticket {ticket} and continues right here.",
+    },
+    "hours_begun": {
+        "zh": "☀️ 客服已上线，正在按顺序处理夜间登记的问题。",
+        "en": "☀️ Our agents are back online and are taking the cases registered overnight, in order.",
+    },
+    "refunded": {
+        "zh": "✅ 客服已为订单 {order} 办理退款，款项原路退回。",
+        "en": "✅ Order {order} has been refunded to the original payment method.",
+    },
     "thanks": {"zh": "谢谢您的评价（{score} 分）！", "en": "Thank you for your rating ({score}/5)!"},
     "already_human": {
         "zh": "您已在人工服务中，客服会在这里回复您；发送 /end 可结束。",
@@ -76,6 +93,16 @@ STAFF: dict[str, str] = {
     "kept_from_merchant": "ℹ️ 订单 {order} 的买家工单 {ticket} 由平台客服处理（涉及对商家的投诉，按规则不转商家）。如需您配合，平台客服会联系您。",
     "request_added": "📎 买家再次请求人工，已并入工单 {ticket}：\n{text}",
     "csat": "⭐ 买家为工单 {ticket} 评分：{score}/5",
+    "already_yours": "工单 {ticket} 已由您处理中。",
+    "note_usage": "请发送 <code>/note 内容</code>（仅内部可见）。",
+    "no_template": "没有名为「{name}」的快捷回复。",
+    "template_sent": "✅ 已按买家语言发送快捷回复「{name}」。",
+    "still_open": "工单 {ticket} 仍在处理中，无需重新打开。",
+    "buyer_busy": "买家目前在另一个人工工单 {ticket} 中，暂不能重新打开。",
+    "reopened": "🔄 {name} 重新打开了工单 {ticket}，智能助手已暂停。",
+    "woken": "🔔 工作时间开始：工单 {ticket} 在非工作时间登记，买家仍在等待，请优先处理（/take 接手）。",
+    "link_failed": "⚠️ 绑定失败：{error}",
+    "linked": "✅ 已绑定商家「{name}」。买家工单会发到这里：{where}。\n命令：/take 接手 · /release 释放 · /note 备注 · /order 订单 · /fix 改账号 · /restore 恢复 · /refund 退款 · /pass 转平台 · /t 快捷回复 · /close 结束",
     "restored": "✅ {name} 已恢复订单 {order}（状态：{state}）。",
     "fixed": "✅ {name} 已修改订单 {order} 的充值信息：{target}",
     "refund_requested": "✅ {name} 已为订单 {order} 提交退款申请（{state}）。",
@@ -84,6 +111,7 @@ STAFF: dict[str, str] = {
     "no_order": "该工单没有关联订单。",
     "reply_needed": "有多个进行中的工单，请「回复」对应工单的消息来指定买家。",
     "not_yours": "这个工单不在本会话处理。",
+    "no_ticket_here": "当前没有进行中的工单。有新工单时会发到这里。",
     "ticket_closed": "工单 {ticket} 已结束，消息未转发。",
     "edited_by_buyer": "✏️ 买家修改了消息：\n{text}",
     "edited_by_human": "✏️ 客服更正：\n{text}",

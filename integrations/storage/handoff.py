@@ -21,7 +21,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     func,
+    or_,
     select,
     update,
 )
@@ -58,6 +60,9 @@ class HandoffTicket(Base):
     agents_chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     topic_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     card_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The card in the merchant's chat."""
+    agents_card_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The card in the agents' group (first post of the topic, or a plain message where topics fail)."""
     sla_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     assignee_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     assignee_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -205,6 +210,35 @@ class HandoffRepository:
                 .limit(1)
             )
 
+    async def by_any_topic(self, chat_id: int, topic_id: int) -> HandoffTicket | None:
+        """The ticket whose topic (agents' group or merchant's chat) this is."""
+        return await self.by_topic(chat_id, topic_id) or await self.by_merchant_topic(chat_id, topic_id)
+
+    async def active_held_in(self, chat_id: int) -> list[HandoffTicket]:
+        """Open tickets a chat holds: the merchant's (routed there) or the agents' group's."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(HandoffTicket)
+                .where(
+                    HandoffTicket.state.in_(ACTIVE_STATES),
+                    or_(
+                        and_(HandoffTicket.route == "merchant", HandoffTicket.merchant_chat_id == chat_id),
+                        and_(HandoffTicket.route == "agents", HandoffTicket.agents_chat_id == chat_id),
+                    ),
+                )
+                .order_by(HandoffTicket.created_at)
+            )
+            return list(rows.all())
+
+    async def queued_agents(self) -> list[HandoffTicket]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(HandoffTicket)
+                .where(HandoffTicket.route == "agents", HandoffTicket.state == "queued")
+                .order_by(HandoffTicket.created_at)
+            )
+            return list(rows.all())
+
     async def active_for_merchant_chat(self, chat_id: int) -> list[HandoffTicket]:
         async with self._sessions() as session:
             rows = await session.scalars(
@@ -253,6 +287,18 @@ class HandoffRepository:
                 session.add(HandoffMerchantChat(chat_id=chat_id, merchant_id=merchant_id, name=name[:128]))
             else:
                 row.merchant_id, row.name, row.linked_at = merchant_id, name[:128], utcnow()
+                row.topics = "unknown"  # try topics again after a new link
+
+    async def ensure_merchant_chat(self, chat_id: int, merchant_id: str, name: str) -> None:
+        """Remember a merchant chat the platform named (keeps what is known about its topics)."""
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(HandoffMerchantChat, chat_id) is None:
+                    session.add(
+                        HandoffMerchantChat(chat_id=chat_id, merchant_id=merchant_id, name=name[:128])
+                    )
+        except IntegrityError:
+            pass  # added concurrently
 
     async def merchant_chat(self, chat_id: int) -> HandoffMerchantChat | None:
         async with self._sessions() as session:
@@ -383,6 +429,15 @@ class HandoffRepository:
                     detail=detail,
                 )
             )
+
+    async def audit_has(self, ticket_id: str, action: str) -> bool:
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(HandoffAudit.id)
+                .where(HandoffAudit.ticket_id == ticket_id, HandoffAudit.action == action)
+                .limit(1)
+            )
+        return found is not None
 
     async def audit_log(self, ticket_id: str) -> list[HandoffAudit]:
         async with self._sessions() as session:

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from bot.handoff.hours import BusinessHours
 from bot.handoff.masking import mask_number, mask_text
-from bot.handoff.ports import Actor, ChatUnreachable, Keyboard, TopicGone
+from bot.handoff.ports import Actor, ChatUnreachable, Keyboard, TopicGone, TopicsUnavailable
 from bot.handoff.service import BuyerRef, HandoffService, HandoffSettings
 from bot.kv import MemoryKeyValueStore
 from integrations.platform.errors import PlatformError
@@ -21,6 +21,7 @@ from integrations.platform.models import Escalation, EscalationState, Merchant, 
 from integrations.storage.db import make_engine, make_sessionmaker
 from integrations.storage.handoff import HandoffRepository
 from integrations.storage.models import Base, ChatMessage
+from integrations.storage.repositories import LoggedMessage
 
 AGENTS = -100900
 MERCHANT_CHAT = -1002001
@@ -59,6 +60,9 @@ class FakeMessenger:
     topics: dict[int, str] = field(default_factory=dict)
     deleted: set[int] = field(default_factory=set)
     unreachable: set[int] = field(default_factory=set)
+    no_topics: set[int] = field(default_factory=set)
+    closed: set[int] = field(default_factory=set)
+    topic_chat: dict[int, int] = field(default_factory=dict)
     next_id: int = 100
 
     def _new(self, **record: Any) -> int:
@@ -97,15 +101,31 @@ class FakeMessenger:
         )
 
     async def create_topic(self, chat_id: int, name: str) -> int:
+        if chat_id in self.no_topics:
+            raise TopicsUnavailable("Bad Request: the chat is not a forum")
         self.next_id += 1
         self.topics[self.next_id] = name
+        self.topic_chat[self.next_id] = chat_id
         return self.next_id
+
+    async def edit_topic(self, chat_id: int, thread_id: int, name: str) -> bool:
+        self.topics[thread_id] = name
+        self.sent.append({"kind": "topic", "chat": chat_id, "thread": thread_id, "name": name})
+        return True
+
+    async def close_topic(self, chat_id: int, thread_id: int) -> bool:
+        self.closed.add(thread_id)
+        return True
+
+    async def reopen_topic(self, chat_id: int, thread_id: int) -> bool:
+        self.closed.discard(thread_id)
+        return True
 
     async def set_buttons(self, chat_id: int, message_id: int, buttons: Keyboard | None) -> None:
         self.sent.append({"kind": "buttons", "chat": chat_id, "message": message_id, "buttons": buttons})
 
     def to(self, chat: int) -> list[dict[str, Any]]:
-        return [item for item in self.sent if item.get("chat") == chat and item["kind"] != "buttons"]
+        return [item for item in self.sent if item.get("chat") == chat and item["kind"] in ("text", "copy")]
 
 
 @dataclass
@@ -198,11 +218,17 @@ class FakeAssistant:
 
 
 class FakeTranscripts:
+    def __init__(self) -> None:
+        self.logged: list[LoggedMessage] = []
+
     async def transcript(self, chat_id: int, limit: int = 100) -> list[ChatMessage]:
         return [
             ChatMessage(chat_id=chat_id, direction="in", kind="text", text="我的手机 13800138000 话费没到"),
             ChatMessage(chat_id=chat_id, direction="out", kind="text", text="正在为您查询"),
         ]
+
+    async def append(self, message: LoggedMessage) -> None:
+        self.logged.append(message)
 
 
 @dataclass
@@ -212,6 +238,7 @@ class Rig:
     platform: FakePlatform
     assistant: FakeAssistant
     clock: list[datetime]
+    transcripts: FakeTranscripts
 
 
 @pytest_asyncio.fixture
@@ -220,20 +247,29 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Any]:
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
 
-    def build(platform: FakePlatform | None = None, hours: str = "00:00-24:00") -> Rig:
+    def build(
+        platform: FakePlatform | None = None, hours: str = "00:00-24:00", *, first_names: bool = False
+    ) -> Rig:
         clock = [NOW]
         fakes = (FakeMessenger(), platform or FakePlatform(), FakeAssistant())
+        transcripts = FakeTranscripts()
+        settings = HandoffSettings(
+            AGENTS,
+            timedelta(minutes=10),
+            BusinessHours.parse(hours, "Asia/Shanghai"),
+            staff_first_names=first_names,
+        )
         service = HandoffService(
             HandoffRepository(make_sessionmaker(engine)),
             fakes[1],
             fakes[2],
             MemoryKeyValueStore(),
-            FakeTranscripts(),
-            HandoffSettings(AGENTS, timedelta(minutes=10), BusinessHours.parse(hours, "Asia/Shanghai")),
+            transcripts,
+            settings,
             clock=lambda: clock[0],
         )
         service.attach(fakes[0])
-        return Rig(service, *fakes, clock)
+        return Rig(service, *fakes, clock, transcripts)
 
     yield build
     await engine.dispose()
@@ -306,7 +342,7 @@ async def test_a_merchant_answer_stops_the_sla(make_rig: Any) -> None:
     await rig.service.start(BUYER, "E1", None)
     ticket = await rig.service.active_for_buyer(BUYER.user_id)
     assert ticket is not None
-    found, _ = await rig.service.ticket_for_merchant_message(MERCHANT_CHAT, ticket.card_message_id)
+    found, _ = await rig.service.ticket_for_staff(MERCHANT_CHAT, None, ticket.card_message_id)
     assert found is not None and found.ticket_id == "E1"
     assert await rig.service.from_human(ticket, Actor(9, "店主", MERCHANT_CHAT), 55)
     rig.clock[0] = NOW + timedelta(hours=1)

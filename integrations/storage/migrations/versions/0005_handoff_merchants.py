@@ -19,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("handoff_tickets") as batch:
         batch.add_column(sa.Column("merchant_topic_id", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("agents_card_id", sa.BigInteger(), nullable=True))
         batch.add_column(
             sa.Column("accuses_merchant", sa.Boolean(), nullable=False, server_default=sa.false())
         )
@@ -38,4 +39,5 @@ def downgrade() -> None:
     with op.batch_alter_table("handoff_tickets") as batch:
         batch.drop_index("ix_handoff_tickets_merchant_topic")
         batch.drop_column("accuses_merchant")
+        batch.drop_column("agents_card_id")
         batch.drop_column("merchant_topic_id")
