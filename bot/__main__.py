@@ -35,6 +35,7 @@ from bot.commands import BlockedChats, set_commands_eventually
 from bot.config import BotMode, BotSettings, ConfigError, load_settings
 from bot.demo import DemoSettings, DemoWorld, demo_router
 from bot.handoff.hours import BusinessHours
+from bot.handoff.replies import CannedReplies
 from bot.handoff.service import HandoffService, HandoffSettings
 from bot.handoff.telegram import TelegramMessenger
 from bot.http import Routes, readiness_route, serve_health, serve_webhook
@@ -434,6 +435,10 @@ def handoff_settings(settings: BotSettings) -> HandoffSettings:
         merchant_sla=timedelta(minutes=settings.handoff_merchant_sla_minutes),
         hours=BusinessHours.parse(settings.handoff_business_hours, settings.handoff_timezone),
         minutes_per_ticket=settings.handoff_minutes_per_ticket,
+        staff_first_names=settings.handoff_staff_first_names,
+        replies=CannedReplies.load(Path(settings.handoff_replies_file))
+        if settings.handoff_replies_file
+        else CannedReplies.load(),
     )
 
 

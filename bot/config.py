@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Self
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.handoff.hours import BusinessHours
+from bot.handoff.replies import CannedReplies
 
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 
@@ -64,6 +66,10 @@ class BotSettings(BaseSettings):
     intake_partitions: int = Field(default=16, ge=1, le=1024)
     # SIGTERM: time for in-flight updates (60 %) and the outbox drain (40 %) before clients close
     shutdown_timeout_seconds: float = Field(default=8.0, gt=0, le=600)
+    handoff_staff_first_names: bool = False
+    """Show buyers a staff member's first name next to the role (never a username or phone number)."""
+    handoff_replies_file: str | None = None
+    """Canned replies for /t (TOML); default bot/handoff/replies.toml."""
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -118,6 +124,11 @@ class BotSettings(BaseSettings):
             BusinessHours.parse(self.handoff_business_hours, self.handoff_timezone)
         except ValueError as exc:
             raise ValueError(f"HANDOFF_BUSINESS_HOURS / HANDOFF_TIMEZONE: {exc}") from None
+        if self.handoff_replies_file:
+            try:
+                CannedReplies.load(Path(self.handoff_replies_file))
+            except ValueError as exc:
+                raise ValueError(f"HANDOFF_REPLIES_FILE: {exc}") from None
         return self
 
     @model_validator(mode="after")
