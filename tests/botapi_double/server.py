@@ -403,6 +403,7 @@ class BotAPIDouble:
         host: str = "127.0.0.1",
         port: int = 0,
         privacy_mode: bool = True,
+        private_topics: bool = False,
         webhook_retry_scale: float = 0.05,
         webhook_timeout: float = 10.0,
         webhook_max_attempts: int | None = None,
@@ -414,6 +415,10 @@ class BotAPIDouble:
         """
         :param privacy_mode: in groups where the bot is not an admin, deliver only commands, replies to the
             bot and mentions of it (like Telegram's default privacy mode).
+        :param private_topics: forum topic mode in private chats (Bot API 9.3, enabled in @BotFather):
+            ``getMe`` says ``has_topics_enabled``; createForumTopic, editForumTopic and deleteForumTopic
+            work with a user's chat id and messages there carry ``message_thread_id``/``is_topic_message``.
+            Closing and reopening stay supergroup-only.
         :param webhook_retry_scale: Telegram retries a failed webhook delivery at once, then after 2, 4, 8...
             seconds (capped at 60); the delays are multiplied by this factor to keep tests fast.
         :param webhook_max_attempts: drop an update after this many failed deliveries (None: never; Telegram
@@ -432,6 +437,7 @@ class BotAPIDouble:
         self.host = host
         self.port = port
         self.privacy_mode = privacy_mode
+        self.private_topics = private_topics
         self.webhook_retry_scale = webhook_retry_scale
         self.webhook_timeout = webhook_timeout
         self.webhook_max_attempts = webhook_max_attempts
@@ -806,10 +812,13 @@ class BotAPIDouble:
         thread = message.get("message_thread_id")
         return int(thread) if isinstance(thread, int) and message.get("is_topic_message") else None
 
+    def _has_topics(self, chat: FakeChat) -> bool:
+        return chat.is_forum or (chat.is_private and self.private_topics)
+
     def _check_thread(self, chat: FakeChat, thread_id: int | None) -> int | None:
         if not thread_id:
             return None
-        if chat.is_forum:
+        if self._has_topics(chat):
             topic = chat.topics.get(thread_id)
             if topic is None or topic.is_deleted:
                 raise bad_request("message thread not found")
@@ -842,7 +851,7 @@ class BotAPIDouble:
         message["date"] = self._now()
         if thread_id is not None:
             message["message_thread_id"] = thread_id
-            if chat.is_forum:
+            if chat.is_forum or (chat.is_private and thread_id in chat.topics):
                 message["is_topic_message"] = True
                 if reply_to is None:
                     root = chat.messages.get(thread_id)
@@ -952,7 +961,7 @@ class BotAPIDouble:
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
-            "has_topics_enabled": False,
+            "has_topics_enabled": self.private_topics,
         }
 
     async def _m_get_updates(self, params: _Params) -> list[JsonDict]:
@@ -1889,8 +1898,13 @@ class BotAPIDouble:
 
     # ------------------------------------------------------------------------------------------ topics
 
-    def _forum_chat(self, params: _Params) -> FakeChat:
+    def _forum_chat(self, params: _Params, *, private: bool = False) -> FakeChat:
+        """The forum the topic method acts on; with ``private``, a private chat with topic mode on too."""
         chat = self._resolve_chat(params.chat_ref(), write=True)
+        if private and chat.is_private:
+            if not self.private_topics:
+                raise bad_request("the chat is not a forum")
+            return chat
         if chat.type != "supergroup":
             raise bad_request("method is available only for supergroups")
         if not chat.is_forum:
@@ -1913,7 +1927,7 @@ class BotAPIDouble:
         self._record_event("sent", chat, message["message_id"], message, method)
 
     def _m_create_forum_topic(self, params: _Params) -> JsonDict:
-        chat = self._forum_chat(params)
+        chat = self._forum_chat(params, private=True)
         name = params.string("name", "") or ""
         if not name.strip():
             raise bad_request("TOPIC_TITLE_EMPTY")
@@ -1944,7 +1958,7 @@ class BotAPIDouble:
         return topic
 
     def _m_edit_forum_topic(self, params: _Params) -> bool:
-        chat = self._forum_chat(params)
+        chat = self._forum_chat(params, private=True)
         topic = self._topic(chat, params)
         edited: JsonDict = {}
         if params.raw("name") is not None:
@@ -1979,7 +1993,7 @@ class BotAPIDouble:
         return True
 
     def _m_delete_forum_topic(self, params: _Params) -> bool:
-        chat = self._forum_chat(params)
+        chat = self._forum_chat(params, private=True)
         topic = self._topic(chat, params)
         topic.is_deleted = True
         for mid, message in list(chat.messages.items()):
@@ -2465,7 +2479,7 @@ class BotAPIDouble:
         if thread_id is None and reply is not None:
             thread_id = self._thread_of(reply)
         if thread_id is not None:
-            if target.is_forum:
+            if self._has_topics(target):
                 topic = target.topics.get(thread_id)
                 if topic is None or topic.is_deleted:
                     raise ValueError(f"topic {thread_id} does not exist in chat {target.id}")

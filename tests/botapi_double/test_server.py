@@ -369,6 +369,28 @@ async def test_edit_errors(double: BotAPIDouble, bot: Bot) -> None:
 # ------------------------------------------------------------------------------------------------ topics
 
 
+async def test_topics_in_private_chats_when_topic_mode_is_on(double: BotAPIDouble, bot: Bot) -> None:
+    merchant = double.create_user("店主")
+    with pytest.raises(TelegramBadRequest, match="not a forum"):
+        await bot.create_forum_topic(merchant.id, "工单 ES1")  # topic mode off (the default)
+    assert not (await bot.get_me()).has_topics_enabled
+    double.private_topics = True
+    assert (await bot.get_me()).has_topics_enabled
+    topic = await bot.create_forum_topic(merchant.id, "工单 ES1")
+    card = await bot.send_message(merchant.id, "订单卡片", message_thread_id=topic.message_thread_id)
+    assert card.is_topic_message and card.message_thread_id == topic.message_thread_id
+    answer = double.user_sends_text(merchant, "马上处理", message_thread_id=topic.message_thread_id)
+    assert answer["is_topic_message"] is True and answer["message_thread_id"] == topic.message_thread_id
+    outside = double.user_sends_text(merchant, "你好")
+    assert "is_topic_message" not in outside
+    assert await bot.edit_forum_topic(merchant.id, topic.message_thread_id, name="✅ 工单 ES1")
+    assert [t.name for t in double.topics(merchant.id)] == ["✅ 工单 ES1"]
+    with pytest.raises(TelegramBadRequest, match="only for supergroups"):
+        await bot.close_forum_topic(merchant.id, topic.message_thread_id)  # supergroups only
+    with pytest.raises(TelegramBadRequest, match="message thread not found"):
+        await bot.send_message(merchant.id, "x", message_thread_id=999)
+
+
 async def test_forum_topics_lifecycle(double: BotAPIDouble, bot: Bot) -> None:
     operator = double.create_user("客服A")
     group = double.create_supergroup("客服工作台", admins=[operator])
