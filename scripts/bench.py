@@ -3,7 +3,9 @@
 Starts the sandbox, the action server, Rasa (trained model) and the bot polling a local Bot API double, then:
   1. latency: buyer message in → bot reply out, p50/p95, against a bare Rasa REST round trip for the same text;
   2. sustained load: N concurrent buyers, each sending M messages, counting lost and duplicated replies;
-  3. memory: RSS of each process at rest and right after the load.
+  3. memory: RSS of each process at rest and right after the load;
+  4. human handoff: escalation → order card in the agents' topic → first human reply at the buyer (an agent
+     answering at once, so the figure is the system's share), and the relay latency both ways.
 Writes a Markdown report (default var/bench.md) and prints it.
 
     .venv/bin/python scripts/bench.py [--buyers 20] [--messages 5] [--samples 30]
@@ -16,6 +18,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from tests.support.processes import (  # noqa: E402
 )
 
 QUESTION = "我的订单 KM20261127001 到哪了?"
+AGENTS_CHAT_ID = -1009000000777
 LOAD_TEXTS = ["你好", "多久能到账", "超时会退款吗", "谢谢", "我的订单 KM20261127001 到哪了?"]
 
 
@@ -120,6 +124,52 @@ async def sustained(double: BotAPIDouble, buyers: int, messages: int) -> dict[st
     }
 
 
+async def handoffs(double: BotAPIDouble, sandbox_url: str, samples: int) -> dict[str, list[float]]:
+    """Fresh linked buyers ask for a person; a scripted agent answers in the ticket's topic at once."""
+    agent = double.create_user("基准客服", language_code="zh-hans")
+    double.set_member_status(AGENTS_CHAT_ID, agent, "administrator")
+    found: dict[str, list[float]] = {"card": [], "first_reply": [], "to_agents": [], "to_buyer": []}
+
+    def new(message: dict[str, Any]) -> bool:
+        return "edit_date" not in message
+
+    def text_is(expected: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda message: new(message) and message.get("text") == expected
+
+    for n in range(samples):
+        user_id = 7_300_000_000 + int(time.time()) % 100_000 * 100 + n
+        async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as client:
+            response = await client.post(
+                "/admin/buyers",
+                json={"buyer_id": f"BB{user_id}", "name": f"基准{n}", "telegram_user_id": user_id},
+                headers={"X-Admin-Key": "sandbox-admin"},
+            )
+            response.raise_for_status()
+        user = double.create_user(f"基准{n}", user_id=user_id, language_code="zh-hans")
+        started = time.perf_counter()
+        double.user_sends_text(user, "/human")
+        card = await double.wait_for_bot_message(
+            AGENTS_CHAT_ID, lambda m: new(m) and "工单" in str(m.get("text")), timeout=120
+        )
+        found["card"].append(time.perf_counter() - started)
+        thread = int(card["message_thread_id"]) if card.get("is_topic_message") else None
+        double.user_sends_text(agent, f"您好，我是客服 {n}", chat=AGENTS_CHAT_ID, message_thread_id=thread)
+        await double.wait_for_bot_message(user.id, text_is(f"您好，我是客服 {n}"), timeout=60)
+        found["first_reply"].append(time.perf_counter() - started)
+        for k in range(3):
+            sent = time.perf_counter()
+            double.user_sends_text(user, f"买家消息 {n}-{k}")
+            await double.wait_for_bot_message(AGENTS_CHAT_ID, text_is(f"买家消息 {n}-{k}"), timeout=60)
+            found["to_agents"].append(time.perf_counter() - sent)
+            sent = time.perf_counter()
+            double.user_sends_text(agent, f"客服回复 {n}-{k}", chat=AGENTS_CHAT_ID, message_thread_id=thread)
+            await double.wait_for_bot_message(user.id, text_is(f"客服回复 {n}-{k}"), timeout=60)
+            found["to_buyer"].append(time.perf_counter() - sent)
+            await asyncio.sleep(0.5)
+        double.user_sends_text(agent, "/close", chat=AGENTS_CHAT_ID, message_thread_id=thread)
+    return found
+
+
 async def run(args: argparse.Namespace) -> str:
     model = ensure_model()
     sandbox_db, sandbox_url = await asyncio.to_thread(create_database, "kmbot_bench_sandbox")
@@ -140,7 +190,14 @@ async def run(args: argparse.Namespace) -> str:
         for process in processes.values():
             await asyncio.to_thread(process.wait_healthy)
         async with BotAPIDouble() as double:
-            bot_env = {**env, "TELEGRAM_BOT_TOKEN": double.token, "TELEGRAM_API_BASE": double.base_url}
+            double.create_supergroup("客服工作台", is_forum=True, chat_id=AGENTS_CHAT_ID)
+            bot_env = {
+                **env,
+                "TELEGRAM_BOT_TOKEN": double.token,
+                "TELEGRAM_API_BASE": double.base_url,
+                "AGENTS_CHAT_ID": str(AGENTS_CHAT_ID),
+                "HANDOFF_BUSINESS_HOURS": "00:00-24:00",
+            }
             processes["bot"] = stack_service("bot", bot_env).start()
             await asyncio.to_thread(processes["bot"].wait_healthy)
             await double.wait_for_call("getUpdates", timeout=30)
@@ -149,12 +206,13 @@ async def run(args: argparse.Namespace) -> str:
             bot = await through_bot(double, args.samples)
             load = await sustained(double, args.buyers, args.messages)
             loaded = {name: rss_mb(p) for name, p in processes.items()}
+            handoff = await handoffs(double, f"http://127.0.0.1:{env['SANDBOX_PORT']}", args.handoffs)
     finally:
         for process in reversed(list(processes.values())):
             process.stop()
         await asyncio.to_thread(drop_database, sandbox_db)
         await asyncio.to_thread(drop_database, bot_db)
-    return report(bare, bot, load, rest, loaded)
+    return report(bare, bot, load, rest, loaded, handoff)
 
 
 def report(
@@ -163,8 +221,11 @@ def report(
     load: dict[str, Any],
     rest: dict[str, float],
     loaded: dict[str, float],
+    handoff: dict[str, list[float]] | None = None,
 ) -> str:
-    ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
+    def ms(value: float) -> str:
+        return f"{value * 1000:.0f} ms"
+
     overhead = statistics.median(bot) - statistics.median(bare)
     lines = [
         f"# Benchmark ({time.strftime('%Y-%m-%d %H:%M')}, 2 cores)",
@@ -186,6 +247,24 @@ def report(
         "|---|---|---|",
         *[f"| {name} | {rest[name]:.0f} MiB | {loaded[name]:.0f} MiB |" for name in rest],
     ]
+    if handoff and handoff["card"]:
+        labels = {
+            "card": "buyer asks for a person → order card in the agents' topic",
+            "first_reply": "buyer asks → first human reply at the buyer (agent answers at once)",
+            "to_agents": "relay buyer → agents' topic",
+            "to_buyer": "relay agent → buyer",
+        }
+        lines += [
+            "",
+            "Human handoff (Rasa escalation, platform ticket, forum topic, copyMessage relay):",
+            "",
+            "| path | p50 | p95 | samples |",
+            "|---|---|---|---|",
+            *[
+                f"| {labels[key]} | {ms(statistics.median(v))} | {ms(percentile(v, 0.95))} | {len(v)} |"
+                for key, v in handoff.items()
+            ],
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -196,6 +275,9 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=20)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument(
+        "--handoffs", type=int, default=5, help="handoffs measured (3 relays each way per one)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench.md")
     args = parser.parse_args()
     text = asyncio.run(run(args))

@@ -96,7 +96,11 @@ async def escalate(telegram: BotAPIDouble, user: FakeUser, expect: str) -> tuple
 async def topic_post(telegram: BotAPIDouble, ticket: str) -> tuple[int, dict[str, Any]]:
     """The ticket's topic in the agents' group and its first post (order card + transcript)."""
     call = await telegram.wait_for_call(
-        "createForumTopic", lambda c: str(c.params.get("name", "")).startswith(ticket), TIMEOUT
+        "createForumTopic",
+        lambda c: (
+            ticket in str(c.params.get("name", "")) and str(c.params.get("chat_id")) == str(AGENTS_CHAT_ID)
+        ),
+        TIMEOUT,
     )
     thread = int(call.result["message_thread_id"])
     first = await telegram.wait_for_bot_message(
@@ -227,9 +231,13 @@ async def test_agents_topic_relay_both_ways_duplicates_and_csat(
         str(m.get("text")) for m in telegram.bot_messages(user.id) if m["message_id"] > notice["message_id"]
     ]
     assert "您好，我来帮您查一下" in since_notice
-    assert all(t == "您好，我来帮您查一下" or t.startswith("您发得有点快") for t in since_notice), (
-        since_notice
+    # ... apart from saying who joined: a role, never the agent's account
+    assert any(t.startswith("👤 平台客服") for t in since_notice) and not any(
+        "客服小李" in t for t in since_notice
     )
+    assert all(
+        t == "您好，我来帮您查一下" or t.startswith(("您发得有点快", "👤 平台客服")) for t in since_notice
+    ), since_notice
 
     for _ in range(50):  # the map row is completed right after Telegram confirmed the send
         relays = await db_rows(
@@ -323,3 +331,173 @@ async def test_merchant_first_then_sla_to_agents_deleted_topic_and_restart(
             f"\nhandoff relay latency over {len(LATENCIES)} messages: p50 {statistics.median(LATENCIES) * 1000:.0f} ms, "
             f"max {max(LATENCIES) * 1000:.0f} ms; all (ms): {[round(x * 1000) for x in LATENCIES]}"
         )
+
+
+async def private_merchant(stack: Stack, telegram: BotAPIDouble, buyer_id: str) -> tuple[FakeUser, str, str]:
+    """A merchant who is one person on their phone: their own shop, product and an order of ``buyer_id``."""
+    n = next(_ids)
+    shop = telegram.create_user(f"小店主{n}", username=f"shop_owner_{n}", language_code="zh-hans")
+    merchant_id, sku = f"MP{shop.id % 10_000_000}", f"MPSKU{shop.id % 10_000_000}"
+    admin = {"X-Admin-Key": "sandbox-admin"}
+    async with sandbox(stack) as client:
+        for path, body in (
+            ("/admin/merchants", {"merchant_id": merchant_id, "name": f"小店{n}"}),
+            (
+                "/admin/products",
+                {
+                    "sku": sku,
+                    "kind": "game_card",
+                    "name": "王者荣耀 点券 60",
+                    "merchant_id": merchant_id,
+                    "price": "6.00",
+                },
+            ),
+        ):
+            response = await client.post(path, json=body, headers=admin)
+            assert response.status_code in (200, 201), response.text
+        order: dict[str, object] = {"buyer_id": buyer_id, "sku": sku, "account": "2876543210"}
+        order |= {"region": "安卓QQ区"}
+        order |= {"state": "processing", "fulfil_seconds": 3600}
+        response = await client.post("/admin/orders", json=order, headers=admin)
+        assert response.status_code == 201, response.text
+        order_id = str(response.json()["order_id"])
+        token = await client.post(
+            f"/v1/merchants/{merchant_id}/link-tokens", headers={"X-API-Key": SANDBOX_API_KEY}
+        )
+    assert token.status_code == 201, token.text
+    return shop, order_id, str(token.json()["token"])
+
+
+async def staff_says(
+    telegram: BotAPIDouble, staff: FakeUser, text: str, expect: str, chat: int, thread: int | None
+) -> dict[str, Any]:
+    telegram.user_sends_text(staff, text, chat=chat, message_thread_id=thread)
+    return await telegram.wait_for_bot_message(chat, has(expect), TIMEOUT, thread_id=thread)
+
+
+async def test_merchant_in_a_private_chat_every_staff_action_and_topic_lifecycle(
+    stack: Stack, telegram: BotAPIDouble, bot: ManagedProcess
+) -> None:
+    buyer_id, user = await linked_buyer(stack, telegram)
+    shop, order_id, token = await private_merchant(stack, telegram, buyer_id)
+    staff = agent(telegram)
+    telegram.private_topics = True
+    try:
+        # 1. the merchant links their private chat with the platform's deep link
+        telegram.user_sends_text(shop, f"/start {token}")
+        await telegram.wait_for_bot_message(shop.id, has("已绑定商家"), TIMEOUT)
+
+        # 2. the buyer's ticket gets its own topic in the merchant's private chat
+        telegram.user_sends_text(user, f"订单 {order_id} 到哪了")
+        await telegram.wait_for_bot_message(user.id, has(order_id), TIMEOUT)
+        ticket, _ = await escalate(telegram, user, "商家")
+        call = await telegram.wait_for_call(
+            "createForumTopic", lambda c: str(c.params.get("chat_id")) == str(shop.id), TIMEOUT
+        )
+        topic = int(call.result["message_thread_id"])
+        card = await telegram.wait_for_bot_message(shop.id, has("工单", ticket), TIMEOUT, thread_id=topic)
+        assert "2876543210" not in card["text"] and "在本话题直接发消息" in card["text"]
+        telegram.user_sends_text(user, "还没到账，急")
+        await telegram.wait_for_bot_message(shop.id, copied("还没到账，急"), TIMEOUT, thread_id=topic)
+
+        # 3. every staff command from the merchant's topic
+        listing = await staff_says(telegram, shop, "/t", "快捷回复", shop.id, topic)
+        assert "/t screenshot" in listing["text"]
+        await staff_says(telegram, shop, "/t screenshot", "已按买家语言发送", shop.id, topic)
+        joined = await telegram.wait_for_bot_message(user.id, has("商家客服"), TIMEOUT)
+        assert "小店主" not in joined["text"] and "shop_owner" not in joined["text"]
+        await telegram.wait_for_bot_message(user.id, has("截图"), TIMEOUT)
+        telegram.user_sends_text(shop, "马上给您处理", chat=shop.id, message_thread_id=topic)
+        relayed = await telegram.wait_for_bot_message(user.id, copied("马上给您处理"), TIMEOUT)
+        assert "forward_origin" not in relayed and "forward_from" not in relayed
+        await staff_says(telegram, shop, "/note 买家很急", "内部备注已记录", shop.id, topic)
+        await staff_says(telegram, shop, "/order", order_id, shop.id, topic)
+        await staff_says(telegram, shop, "/fix 2876543299 安卓QQ区", "已修改订单", shop.id, topic)
+        await telegram.wait_for_bot_message(user.id, has("充值信息改为", "2876543299"), TIMEOUT)
+        async with sandbox(stack) as client:  # the buyer cancelled by mistake on the platform
+            cancelled = await client.post(
+                f"/v1/buyers/{buyer_id}/orders/{order_id}/cancel",
+                json={"reason_tag": "user_mistake"},
+                headers={"X-API-Key": SANDBOX_API_KEY},
+            )
+        assert cancelled.status_code == 200, cancelled.text
+        await staff_says(telegram, shop, "/restore", "已恢复订单", shop.id, topic)
+        await telegram.wait_for_bot_message(user.id, has("已为您恢复订单", order_id), TIMEOUT)
+        await staff_says(telegram, shop, "/refund", "退款申请", shop.id, topic)
+        await telegram.wait_for_bot_message(user.id, has(order_id, "退款"), TIMEOUT)
+        # the card's button: accept (already theirs), then release and pass to the platform
+        press = telegram.user_presses_button(shop, card, f"ho:acc:{ticket}", chat=shop.id)
+        await telegram.wait_for_callback_answer(press, TIMEOUT)
+        await telegram.wait_for_bot_message(shop.id, has("已由您处理中"), TIMEOUT, thread_id=topic)
+        await staff_says(telegram, shop, "/release", "已释放工单", shop.id, topic)
+        await telegram.wait_for_bot_message(user.id, has("回到队列"), TIMEOUT)
+        telegram.user_sends_text(shop, "/pass", chat=shop.id, message_thread_id=topic)
+        await telegram.wait_for_bot_message(shop.id, has("已转平台客服"), TIMEOUT, thread_id=topic)
+        await telegram.wait_for_call(
+            "editForumTopic",
+            lambda c: (
+                str(c.params.get("chat_id")) == str(shop.id) and "已转平台" in str(c.params.get("name"))
+            ),
+            TIMEOUT,
+        )
+
+        # 4. the agents take it over in their forum: button, close, reopen, buyer ends it
+        thread, first = await topic_post(telegram, ticket)
+        assert "此前的人工服务" not in first["text"]
+        press = telegram.user_presses_button(staff, first, f"ho:take:{ticket}", chat=AGENTS_CHAT_ID)
+        await telegram.wait_for_callback_answer(press, TIMEOUT)
+        taken = await telegram.wait_for_bot_message(user.id, has("平台客服"), TIMEOUT)
+        assert "客服小李" not in taken["text"]
+        await telegram.wait_for_call(
+            "editForumTopic", lambda c: str(c.params.get("name", "")).startswith("💬 " + ticket), TIMEOUT
+        )
+        telegram.user_sends_text(staff, "/close", chat=AGENTS_CHAT_ID, message_thread_id=thread)
+        await telegram.wait_for_bot_message(user.id, has("人工服务已结束"), TIMEOUT)
+        await telegram.wait_for_call(
+            "closeForumTopic",
+            lambda c: (
+                str(c.params.get("chat_id")) == str(AGENTS_CHAT_ID)
+                and int(c.params.get("message_thread_id", 0)) == thread
+            ),
+            TIMEOUT,
+        )
+        state = next(t for t in telegram.topics(AGENTS_CHAT_ID) if t.message_thread_id == thread)
+        assert state.is_closed and state.name.startswith("✅ " + ticket)
+        await staff_says(telegram, staff, "/reopen", "重新打开了工单", AGENTS_CHAT_ID, thread)
+        await telegram.wait_for_bot_message(user.id, has("重新打开了工单", ticket), TIMEOUT)
+        assert not state.is_closed and await rasa_paused(stack, user)
+        telegram.user_sends_text(user, "好了，谢谢")
+        await telegram.wait_for_bot_message(AGENTS_CHAT_ID, copied("好了，谢谢"), TIMEOUT, thread_id=thread)
+        telegram.user_sends_text(user, "/end")
+        await telegram.wait_for_bot_message(user.id, has("人工服务已结束"), TIMEOUT)
+    finally:
+        telegram.private_topics = False
+
+    audit = await db_rows(
+        stack,
+        "SELECT action, actor_name, detail FROM handoff_audit WHERE ticket_id = :t ORDER BY id",
+        t=ticket,
+    )
+    actions = [a for a, _, _ in audit]
+    for expected in (
+        "take",
+        "template",
+        "note",
+        "order",
+        "fix",
+        "restore",
+        "refund",
+        "release",
+        "pass",
+        "close",
+        "reopen",
+    ):
+        assert expected in actions, (expected, actions)
+    keys = [d.rpartition("key=")[2] for a, _, d in audit if a in ("fix", "restore", "refund")]
+    assert len(set(keys)) == 3 and all(k.startswith(f"handoff:{ticket}:") for k in keys)
+    logged = await db_rows(
+        stack,
+        "SELECT direction, kind, text FROM chat_messages WHERE chat_id = :c ORDER BY id",
+        c=user.id,
+    )
+    assert ("in", "text", "还没到账，急") in logged and ("out", "human", "马上给您处理") in logged
