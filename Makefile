@@ -83,7 +83,7 @@ nlu-independent: venv venv-rasa ## the trained model on the independent test set
 simulate: venv venv-rasa ## simulated buyers (300 conversations, zh+en) → nlu/reports/simulation.md; SIM_ARGS=--check etc.
 	$(PY) scripts/simulate.py $(SIM_ARGS)
 
-bench: venv venv-rasa ## latency p50/p95 vs bare Rasa, sustained load (lost/duplicated replies), RSS → var/bench.md
+bench: venv venv-rasa ## latency p50/p95 vs bare Rasa, sustained load, RSS, handoff (escalation → first reply, relay) → var/bench.md
 	$(PY) scripts/bench.py
 
 ops-bench: venv ## /ops and /ops/api p95 on PostgreSQL with 100,000 conversations and 20,000 cancellations → var/ops-bench.md
