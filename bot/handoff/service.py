@@ -251,6 +251,7 @@ class HandoffService:
                 merchant_chat, merchant_name = merchant.telegram_chat_id, merchant.name
                 if merchant_chat is not None and merchant_chat > 0:  # a private chat: staff, not a buyer
                     await self._repo.ensure_merchant_chat(merchant_chat, merchant.merchant_id, merchant.name)
+                    await self._live.set(f"handoff:merchant-chat:{merchant_chat}", "1", NONE_TTL)
             except PlatformError as exc:
                 log.warning("merchant %s unreadable: %s", escalation.merchant_id, exc)
         accuses = escalation.accuses_merchant
