@@ -24,6 +24,10 @@ class ChatUnreachable(Exception):
     """The chat does not exist, or refuses the bot (kicked, blocked)."""
 
 
+class CopyUnavailable(Exception):
+    """copyMessage is missing or refused for this message: send its text instead."""
+
+
 class TopicsUnavailable(Exception):
     """The chat takes no forum topics (not a forum, topics off in a private chat, or the Bot API lacks them)."""
 

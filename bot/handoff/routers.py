@@ -220,7 +220,9 @@ async def on_staff_message(message: Message, handoff: HandoffService) -> None:
     if not handoff.may_act(ticket, actor.chat_id):
         await message.reply(staff_text("not_yours"))
         return
-    await handoff.from_human(ticket, actor, message.message_id, reply_to=reply_to, text=_content(message))
+    await handoff.from_human(
+        ticket, actor, message.message_id, reply_to=reply_to, text=message.text or message.caption
+    )
 
 
 async def on_staff_edit(edited_message: Message, handoff: HandoffService) -> None:

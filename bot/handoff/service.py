@@ -23,6 +23,7 @@ from bot.handoff.ports import (
     Actor,
     AssistantControl,
     ChatUnreachable,
+    CopyUnavailable,
     Keyboard,
     LiveState,
     Messenger,
@@ -597,9 +598,18 @@ class HandoffService:
                 anchor = await self._map_reply(ticket.buyer_chat_id, reply_to, destination)
 
                 async def send(thread: int | None) -> int:
-                    return await self.messenger.copy(
-                        destination, ticket.buyer_chat_id, message_id, thread_id=thread, reply_to=anchor
-                    )
+                    try:
+                        return await self.messenger.copy(
+                            destination, ticket.buyer_chat_id, message_id, thread_id=thread, reply_to=anchor
+                        )
+                    except CopyUnavailable as exc:
+                        log.info(
+                            "copy of buyer message %s unavailable (%s): sending its text", message_id, exc
+                        )
+                        body = staff_text("from_buyer", text=html.escape(text or f"[{kind}]", quote=False))
+                        return await self.messenger.send_text(
+                            destination, body, thread_id=thread, reply_to=anchor
+                        )
 
             thread: int | None = None
             if ticket.route == "merchant":
@@ -677,9 +687,17 @@ class HandoffService:
                 )
             else:
                 anchor = await self._map_reply(actor.chat_id, reply_to, ticket.buyer_chat_id)
-                sent = await self.messenger.copy(
-                    ticket.buyer_chat_id, actor.chat_id, message_id, reply_to=anchor
-                )
+                try:
+                    sent = await self.messenger.copy(
+                        ticket.buyer_chat_id, actor.chat_id, message_id, reply_to=anchor
+                    )
+                except CopyUnavailable as exc:
+                    if not text:
+                        raise
+                    log.info("copy of staff message %s unavailable (%s): sending its text", message_id, exc)
+                    sent = await self.messenger.send_text(
+                        ticket.buyer_chat_id, html.escape(text, quote=False), reply_to=anchor
+                    )
         except BaseException:
             await self._repo.release_relay(claim)
             raise

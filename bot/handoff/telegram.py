@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from aiogram import Bot
 from aiogram.exceptions import (
     AiogramError,
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -17,11 +18,12 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
-from bot.handoff.ports import ChatUnreachable, Keyboard, TopicGone, TopicsUnavailable
+from bot.handoff.ports import ChatUnreachable, CopyUnavailable, Keyboard, TopicGone, TopicsUnavailable
 
 log = logging.getLogger(__name__)
 
 _TOPIC_GONE = ("thread not found", "topic_id_invalid", "topic_deleted", "topic was deleted")
+_NOT_COPYABLE = ("can't be copied", "message can't be copied", "method not found", "not implemented")
 _CHAT_GONE = ("chat not found", "bot was kicked", "not a member", "chat_write_forbidden", "have no rights")
 
 
@@ -77,9 +79,18 @@ class TelegramMessenger:
             copied = await self._bot.copy_message(
                 to_chat, from_chat, message_id, message_thread_id=thread_id, reply_parameters=_reply(reply_to)
             )
-        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
-            raise _mapped(exc, thread_id) from exc
-        return copied.message_id
+        except TelegramNotFound as exc:  # 404: a Bot API without copyMessage (a missing chat is a 400)
+            raise CopyUnavailable(str(exc)) from exc
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            mapped = _mapped(exc, thread_id)
+            if mapped is exc and any(mark in str(exc).lower() for mark in _NOT_COPYABLE):
+                raise CopyUnavailable(str(exc)) from exc
+            raise mapped from exc
+        except ClientDecodeError as exc:  # sent, but the answer is not a MessageId
+            log.warning("copyMessage answered oddly (%s); the copy's id is unknown", exc)
+            return 0
+        message_id_out = getattr(copied, "message_id", 0)
+        return message_id_out if isinstance(message_id_out, int) else 0
 
     async def create_topic(self, chat_id: int, name: str) -> int:
         try:

@@ -114,6 +114,7 @@ STAFF: dict[str, str] = {
     "no_ticket_here": "当前没有进行中的工单。有新工单时会发到这里。",
     "ticket_closed": "工单 {ticket} 已结束，消息未转发。",
     "edited_by_buyer": "✏️ 买家修改了消息：\n{text}",
+    "from_buyer": "👤 买家：{text}",
     "edited_by_human": "✏️ 客服更正：\n{text}",
     "topic_recreated": "♻️ 话题被删除，已重新创建。",
 }

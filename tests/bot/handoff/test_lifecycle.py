@@ -241,3 +241,16 @@ async def test_linking_a_merchant_chat(make_rig: Any) -> None:
     linked, text = await rig.service.link_merchant("m-token", 5_550_002)
     assert linked and "星辰游戏点卡" in text and "话题" in text
     assert await rig.service.is_merchant_chat(5_550_002)
+
+
+async def test_without_copy_message_the_text_is_relayed(make_rig: Any) -> None:
+    rig: Rig = make_rig(FakePlatform(merchant_id=None))
+    rig.messenger.no_copy = True  # a Bot API that lacks copyMessage
+    await rig.service.start(BUYER, "E1", None)
+    ticket = await rig.service.active_for_buyer(BUYER.user_id)
+    assert ticket is not None
+    assert await rig.service.from_buyer(ticket, 11, text="<b>还没到</b>")
+    relayed = rig.messenger.to(AGENTS)[-1]
+    assert relayed["text"] == "👤 买家：&lt;b&gt;还没到&lt;/b&gt;" and relayed["thread"] == ticket.topic_id
+    assert await rig.service.from_human(ticket, AGENT, 12, text="马上查")
+    assert rig.messenger.to(BUYER.chat_id)[-1]["text"] == "马上查"

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from bot.handoff.hours import BusinessHours
 from bot.handoff.masking import mask_number, mask_text
-from bot.handoff.ports import Actor, ChatUnreachable, Keyboard, TopicGone, TopicsUnavailable
+from bot.handoff.ports import Actor, ChatUnreachable, CopyUnavailable, Keyboard, TopicGone, TopicsUnavailable
 from bot.handoff.service import BuyerRef, HandoffService, HandoffSettings
 from bot.kv import MemoryKeyValueStore
 from integrations.platform.errors import PlatformError
@@ -61,6 +61,7 @@ class FakeMessenger:
     deleted: set[int] = field(default_factory=set)
     unreachable: set[int] = field(default_factory=set)
     no_topics: set[int] = field(default_factory=set)
+    no_copy: bool = False
     closed: set[int] = field(default_factory=set)
     topic_chat: dict[int, int] = field(default_factory=dict)
     next_id: int = 100
@@ -96,6 +97,8 @@ class FakeMessenger:
         thread_id: int | None = None,
         reply_to: int | None = None,
     ) -> int:
+        if self.no_copy:
+            raise CopyUnavailable("Not Found")
         return self._new(
             kind="copy", chat=to_chat, source=(from_chat, message_id), thread=thread_id, reply_to=reply_to
         )
