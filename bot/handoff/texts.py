@@ -29,7 +29,7 @@ _BUYER: dict[str, dict[Language, str]] = {
         "en": "⏱ The seller has not answered yet, so a platform agent takes over.",
     },
     "taken": {
-        "zh": "👤 客服 {name} 已接入，正在为您处理。",
+        "zh": "👤 {name}已接入，正在为您处理。",
         "en": "👤 {name} has joined and is on your case.",
     },
     "ended": {
