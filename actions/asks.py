@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import Events, PlatformAction, Turn
+from actions.base import AskAction, Events, Turn
 from actions.context import Language
 from actions.forms import confirm_buttons
 from actions.order_status import money, promise_text
@@ -24,37 +25,44 @@ from actions.texts import (
 )
 
 
-def labelled_buttons(labels: dict[str, dict[Language, str]], language: Language) -> list[dict[str, str]]:
-    """Buttons whose payload is their own label, so a press reads like the buyer typed it."""
-    return [{"title": label[language], "payload": label[language]} for label in labels.values()]
+def payload_buttons(
+    entity: str, labels: dict[str, dict[Language, str]], language: Language
+) -> list[dict[str, str]]:
+    """Buttons that send the value itself (``/inform{"cancel_reason":"found_cheaper"}``), never the label."""
+    return [
+        {"title": label[language], "payload": "/inform" + json.dumps({entity: key}, separators=(",", ":"))}
+        for key, label in labels.items()
+    ]
 
 
-class ActionAskCancelReason(PlatformAction):
+class ActionAskCancelReason(AskAction):
     def name(self) -> str:
         return "action_ask_cancel_reason"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         text = message("ask_cancel_reason", turn.language, order_id=tracker.get_slot("order_id"))
-        dispatcher.utter_message(text=text, buttons=labelled_buttons(CANCEL_REASON_LABELS, turn.language))
+        dispatcher.utter_message(
+            text=text, buttons=payload_buttons("cancel_reason", CANCEL_REASON_LABELS, turn.language)
+        )
         return []
 
 
-class ActionAskCancelDecision(PlatformAction):
+class ActionAskCancelDecision(AskAction):
     """The one save offer, chosen by the reason the buyer gave."""
 
     def name(self) -> str:
         return "action_ask_cancel_decision"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         language = turn.language
         order = await turn.order(tracker.get_slot("order_id"))
         reason = tracker.get_slot("cancel_reason")
         cancel = {"title": BUTTONS["cancel_anyway"][language], "payload": "/cancel_order"}
-        keep = {"title": BUTTONS["keep_waiting"][language], "payload": "/deny"}
+        keep = {"title": BUTTONS["keep_waiting"][language], "payload": "/keep_order"}
         state = state_label(order.state, language)
         if reason == "wrong_account":
             text = message("offer_fix_account", language, state=state)
@@ -65,20 +73,19 @@ class ActionAskCancelDecision(PlatformAction):
         elif reason == "arrival_too_slow":
             promise = promise_text(order, language, self.deps.timezone)
             text = message("offer_wait", language, promise=promise, amount=money(order))
-            # this offer asks "keep the order?": keeping is a yes (a /deny would read as "no, cancel")
-            buttons = [{**keep, "payload": "/affirm"}, cancel]
+            buttons = [keep, cancel]
         else:
             text = message("offer_payment_help", language)
-            buttons = [keep, cancel]
+            buttons = [{"title": BUTTONS["keep_and_pay"][language], "payload": "/keep_order"}, cancel]
         dispatcher.utter_message(text=text, buttons=buttons)
         return []
 
 
-class ActionAskFixField(PlatformAction):
+class ActionAskFixField(AskAction):
     def name(self) -> str:
         return "action_ask_fix_field"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         language = turn.language
@@ -92,11 +99,11 @@ class ActionAskFixField(PlatformAction):
         return []
 
 
-class ActionAskAccount(PlatformAction):
+class ActionAskAccount(AskAction):
     def name(self) -> str:
         return "action_ask_account"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         order = await turn.order(tracker.get_slot("order_id"))
@@ -106,11 +113,11 @@ class ActionAskAccount(PlatformAction):
         return []
 
 
-class ActionAskRegion(PlatformAction):
+class ActionAskRegion(AskAction):
     def name(self) -> str:
         return "action_ask_region"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         order = await turn.order(tracker.get_slot("order_id"))
@@ -126,13 +133,13 @@ class ActionAskRegion(PlatformAction):
         return []
 
 
-class ActionAskFixConfirm(PlatformAction):
+class ActionAskFixConfirm(AskAction):
     """Reads the change back before anything is changed."""
 
     def name(self) -> str:
         return "action_ask_fix_confirm"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         order = await turn.order(tracker.get_slot("order_id"))
@@ -157,11 +164,11 @@ class ActionAskFixConfirm(PlatformAction):
         return []
 
 
-class ActionAskRestoreConfirm(PlatformAction):
+class ActionAskRestoreConfirm(AskAction):
     def name(self) -> str:
         return "action_ask_restore_confirm"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         order = await turn.order(tracker.get_slot("order_id"))
@@ -180,15 +187,45 @@ class ActionAskRestoreConfirm(PlatformAction):
         return []
 
 
-class ActionAskPaymentIssue(PlatformAction):
+class ActionAskPaymentIssue(AskAction):
     def name(self) -> str:
         return "action_ask_payment_issue"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         dispatcher.utter_message(
             text=message("ask_payment_issue", turn.language),
-            buttons=labelled_buttons(PAYMENT_ISSUE_LABELS, turn.language),
+            buttons=payload_buttons("payment_issue", PAYMENT_ISSUE_LABELS, turn.language),
+        )
+        return []
+
+
+class ActionAskCancelConfirm(AskAction):
+    """The read-back: nothing is cancelled until the buyer says yes to this exact order and amount."""
+
+    def name(self) -> str:
+        return "action_ask_cancel_confirm"
+
+    async def ask(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        language = turn.language
+        order = await turn.order(tracker.get_slot("order_id"))
+        refund = message("confirm_refund_note", language, amount=money(order)) if order.paid_at else ""
+        text = message(
+            "ask_cancel_confirm",
+            language,
+            order_id=order.order_id,
+            product=order.product.name,
+            amount=money(order),
+            refund=refund,
+        )
+        dispatcher.utter_message(
+            text=text,
+            buttons=[
+                {"title": BUTTONS["yes_cancel"][language], "payload": "/affirm"},
+                {"title": BUTTONS["keep_waiting"][language], "payload": "/keep_order"},
+            ],
         )
         return []

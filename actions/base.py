@@ -45,6 +45,7 @@ class Turn:
     telegram_user_id: int | None
     conversation_id: str
     platform: PlatformClient
+    message_key: str = ""
     _buyer_id: str | None = field(default=None, repr=False)
 
     async def buyer_id(self) -> str:
@@ -60,17 +61,47 @@ class Turn:
         return await self.platform.get_order(await self.buyer_id(), order_id)
 
     def idempotency_key(self, *parts: object) -> str:
-        """The same buyer request, retried or redelivered, must have one effect on the platform."""
-        raw = "|".join([self.conversation_id, *map(str, parts)])
+        """One key per buyer action: the same action retried has one effect; a later action (cancel, restore,
+        cancel again) is a new one. The buyer message that confirmed the action identifies it."""
+        raw = "|".join([self.conversation_id, self.message_key, *map(str, parts)])
         return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def reset(*slots: str) -> Events:
+    return [SlotSet(slot, None) for slot in slots]
+
+
+def done(order_id: str | None, *slots: str) -> Events:
+    """End of a flow: its slots cleared, the order kept as the conversation's context."""
+    events = reset("order_id", "order_problem", *slots)
+    if order_id:
+        events.append(SlotSet("current_order_id", order_id))
+    return events
 
 
 def human_button(language: Language) -> dict[str, str]:
     return {"title": BUTTONS["human"][language], "payload": "/human_handoff"}
 
 
+def latest_message_key(tracker: Tracker) -> str:
+    """Identifies the latest buyer message (Rasa's id for it; its time when there is none)."""
+    latest = tracker.latest_message or {}
+    if latest.get("message_id"):
+        return str(latest["message_id"])
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return str(event.get("message_id") or event.get("timestamp"))
+    return "none"
+
+
 def make_turn(tracker: Tracker, platform: PlatformClient) -> Turn:
-    return Turn(language_of(tracker), telegram_user_id(tracker), tracker.sender_id, platform)
+    return Turn(
+        language_of(tracker),
+        telegram_user_id(tracker),
+        tracker.sender_id,
+        platform,
+        latest_message_key(tracker),
+    )
 
 
 class PlatformAction(Action):  # type: ignore[misc]
@@ -110,3 +141,34 @@ class PlatformAction(Action):  # type: ignore[misc]
                 text=message("platform_down", turn.language), buttons=[human_button(turn.language)]
             )
         return []
+
+
+class AskAction(PlatformAction):
+    """A form's question. After a repair (``repair_prompt``) it says why it asks again, or gives way to a
+    question the validator already asked (a suggested order id, "cancel the order, or stop?")."""
+
+    @abstractmethod
+    async def ask(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events: ...
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        prompt = tracker.get_slot("repair_prompt")
+        cleared: Events = [SlotSet("repair_prompt", None)] if prompt else []
+        if prompt == "suggested":
+            return cleared  # the validator asked "did you mean KM…?" with buttons
+        if prompt == "cancel_or_stop":
+            order_id = tracker.get_slot("order_id") or tracker.get_slot("current_order_id") or ""
+            dispatcher.utter_message(
+                text=message("cancel_or_stop", turn.language, order_id=order_id),
+                buttons=[
+                    {"title": BUTTONS["cancel_order"][turn.language], "payload": "/cancel_order"},
+                    {"title": BUTTONS["stop_here"][turn.language], "payload": "/stop"},
+                ],
+            )
+            return cleared
+        if prompt == "unclear":
+            dispatcher.utter_message(text=message("repair_unclear", turn.language))
+        return cleared + await self.ask(dispatcher, tracker, domain, turn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from rasa_sdk import Tracker
@@ -34,3 +35,22 @@ def telegram_user_id(tracker: Tracker) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
+
+
+def latest_entity(tracker: Tracker, entity: str) -> str | None:
+    """The first value of ``entity`` in the latest buyer message."""
+    for item in (tracker.latest_message or {}).get("entities") or []:
+        if item.get("entity") == entity and isinstance(item.get("value"), str):
+            return str(item["value"])
+    return None
+
+
+ORDER_ID = re.compile(r"^KM\d{11,14}$")
+
+
+def normalise_order_id(value: object) -> str | None:
+    """'km 2026 1127 001' → 'KM20261127001'; None when it cannot be an order number."""
+    if not isinstance(value, str):
+        return None
+    candidate = re.sub(r"[\s\-_#]", "", value).upper()
+    return candidate if ORDER_ID.match(candidate) else None

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import Events, PlatformAction, Turn, human_button
-from actions.flows import done
+from actions.base import Events, PlatformAction, Turn, done, human_button
+from actions.context import latest_entity
 from actions.info import context_order
-from actions.texts import BUTTONS, INTENT_LABELS, message
+from actions.texts import BUTTONS, INTENT_LABELS, message, minutes
 from integrations.platform.errors import PlatformError
+from integrations.platform.models import Escalation
 from integrations.storage.repositories import Outcome
 
 log = logging.getLogger(__name__)
 
 REASONS = {"complain": "complaint", "human_handoff": "human_request", "nlu_fallback": "not_understood"}
+# Cancel reasons that accuse the seller: the ticket goes to platform agents, never to that seller.
+MERCHANT_FAULT = frozenset({"merchant_out_of_stock", "merchant_malicious"})
+OPEN_TICKET_STATES = ("open", "merchant_notified", "agent_assigned")
 SUMMARY_CHARS = 1_500
 
 
@@ -53,12 +58,23 @@ def conversation_summary(tracker: Tracker, limit: int = 8) -> str:
     return "\n".join(lines[-limit * 2 :])[-SUMMARY_CHARS:]
 
 
-def latest_message_key(tracker: Tracker) -> str:
-    """Identifies the buyer message that asked for the human (a redelivery of it maps to one ticket)."""
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            return str(event.get("message_id") or event.get("timestamp"))
-    return "none"
+def accuses_merchant(tracker: Tracker) -> bool:
+    """The buyer says the seller acted in bad faith or had no stock: agents decide, not that seller."""
+    return (
+        latest_entity(tracker, "cancel_reason") in MERCHANT_FAULT
+        or tracker.get_slot("escalation_reason") == "merchant_fault"
+        or tracker.get_slot("cancel_reason") in MERCHANT_FAULT
+    )
+
+
+def escalation_reason(tracker: Tracker) -> str:
+    """Why the ticket opens: ``merchant_fault`` (to agents only), a refund that is late, a complaint…"""
+    if accuses_merchant(tracker):
+        return "merchant_fault"
+    slot = tracker.get_slot("escalation_reason")
+    if isinstance(slot, str) and slot:
+        return slot
+    return REASONS.get(latest_intent_name(tracker), "human_request")
 
 
 def latest_intent_name(tracker: Tracker) -> str:
@@ -71,24 +87,42 @@ class ActionEscalate(PlatformAction):
     def name(self) -> str:
         return "action_escalate"
 
+    async def run_now(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> Events:
+        """The ticket, from inside another action (a form the buyer left for a person)."""
+        return await self.run(dispatcher, tracker, {})
+
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         language = turn.language
         buyer_id = await turn.buyer_id()
         order = await context_order(tracker, turn)
-        reason = REASONS.get(latest_intent_name(tracker), "human_request")
+        reason = escalation_reason(tracker)
         if consecutive_misses(tracker) >= 2 or (
             reason == "human_request" and self._after_a_miss_answer(tracker)
         ):
             reason = "not_understood"
+        open_ticket = await self._open_ticket(buyer_id, order.order_id if order else None)
+        if open_ticket is not None:  # one open ticket per buyer and order: the new request joins it
+            who = message("who_merchant" if open_ticket.merchant_id else "who_agent", language)
+            dispatcher.utter_message(
+                text=message("ticket_reused", language, ticket=open_ticket.escalation_id, who=who)
+            )
+            dispatcher.utter_message(
+                json_message={
+                    "handoff": {"escalation_id": open_ticket.escalation_id, "order_id": open_ticket.order_id}
+                }
+            )
+            return done(
+                order.order_id if order else None, "cancel_reason", "cancel_decision", "escalation_reason"
+            )
         try:
             ticket = await self.deps.platform.create_escalation(
                 buyer_id=buyer_id,
                 reason=reason,
                 summary=conversation_summary(tracker),
                 order_id=order.order_id if order else None,
-                idempotency_key=turn.idempotency_key("escalate", latest_message_key(tracker)),
+                idempotency_key=turn.idempotency_key("escalate"),
             )
         except PlatformError as exc:
             log.error("escalation for %s failed: %s", buyer_id, exc)
@@ -101,7 +135,16 @@ class ActionEscalate(PlatformAction):
         dispatcher.utter_message(
             json_message={"handoff": {"escalation_id": ticket.escalation_id, "order_id": ticket.order_id}}
         )
-        return done(order.order_id if order else None, "cancel_reason", "cancel_decision")
+        return done(
+            order.order_id if order else None, "cancel_reason", "cancel_decision", "escalation_reason"
+        )
+
+    async def _open_ticket(self, buyer_id: str, order_id: str | None) -> Escalation | None:
+        try:
+            tickets = await self.deps.platform.list_escalations(buyer_id=buyer_id, limit=20)
+        except PlatformError:
+            return None
+        return next((t for t in tickets if t.state in OPEN_TICKET_STATES and t.order_id == order_id), None)
 
     @staticmethod
     def _after_a_miss_answer(tracker: Tracker) -> bool:
@@ -172,4 +215,62 @@ class ActionOutOfScope(PlatformAction):
             dispatcher.utter_message(text=message("out_of_scope_again", language), buttons=buttons)
         else:
             dispatcher.utter_message(text=message("out_of_scope", language), buttons=buttons)
+        return []
+
+
+class ActionBotIdentity(PlatformAction):
+    """ "你是机器人吗": an honest answer, and the way to a person."""
+
+    def name(self) -> str:
+        return "action_bot_identity"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        dispatcher.utter_message(
+            text=message("bot_identity", turn.language), buttons=[human_button(turn.language)]
+        )
+        return []
+
+
+class ActionHandoffWait(PlatformAction):
+    """ "多久有人理我": the buyer's open ticket and its place in the platform's queue, or the offer of one."""
+
+    def name(self) -> str:
+        return "action_handoff_wait"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        language = turn.language
+        buyer_id = await turn.buyer_id()
+        mine = [
+            t
+            for t in await self.deps.platform.list_escalations(buyer_id=buyer_id, limit=20)
+            if t.state in OPEN_TICKET_STATES
+        ]
+        if not mine:
+            dispatcher.utter_message(text=message("handoff_none", language), buttons=[human_button(language)])
+            return []
+        ticket = min(mine, key=lambda t: t.created_at)
+        queue = [
+            t
+            for t in await self.deps.platform.list_escalations("open", limit=200)
+            if t.created_at < ticket.created_at
+        ]
+        waited = max(0, int((datetime.now(UTC) - ticket.created_at).total_seconds() // 60))
+        who = message(
+            "who_agent" if ticket.state == "agent_assigned" or not ticket.merchant_id else "who_merchant",
+            language,
+        )
+        text = message(
+            "handoff_waiting",
+            language,
+            ticket=ticket.escalation_id,
+            state=message(f"ticket_{ticket.state}", language),
+            waited=minutes(waited, language),
+            ahead=len(queue),
+            who=who,
+        )
+        dispatcher.utter_message(text=text)
         return []

@@ -9,8 +9,10 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import ActionDeps, Events, PlatformAction, Turn, human_button
+from actions.base import Events, Turn, done, human_button
 from actions.context import Language
+from actions.escalation import ActionEscalate
+from actions.exits import CANCEL_SLOTS, FIX_SLOTS, REPAIR_SLOTS, FormSubmitAction
 from actions.order_status import UNDELIVERED, describe_order, money, promise_text
 from actions.texts import (
     ACCOUNT_WHAT,
@@ -27,24 +29,10 @@ from integrations.storage.repositories import Outcome
 
 log = logging.getLogger(__name__)
 
-CANCEL_SLOTS = ("cancel_reason", "cancel_decision")
-FIX_SLOTS = ("fix_field", "account", "region", "fix_confirm")
 MERCHANT_FAULT = {"merchant_out_of_stock", "merchant_malicious"}
 
 
-def reset(*slots: str) -> Events:
-    return [SlotSet(slot, None) for slot in slots]
-
-
-def done(order_id: str | None, *slots: str) -> Events:
-    """End of a flow: its slots cleared, the order kept as the conversation's context."""
-    events = reset("order_id", "order_problem", *slots)
-    if order_id:
-        events.append(SlotSet("current_order_id", order_id))
-    return events
-
-
-class ActionSubmitCancel(PlatformAction):
+class ActionSubmitCancel(FormSubmitAction):
     """Cancel with the tag, keep the order, or hand over to the fix form; every outcome is recorded."""
 
     def name(self) -> str:
@@ -59,13 +47,25 @@ class ActionSubmitCancel(PlatformAction):
         raw_tag = tracker.get_slot("cancel_reason") or "other"
         tag: CancelReasonTag = raw_tag if raw_tag in CANCEL_REASON_TAGS else "other"
         decision = tracker.get_slot("cancel_decision")
-        offered = decision is not None  # the save offer is asked only for saveable reasons
-        if decision == "keep":
-            await self._record(turn, order_id, tag, "saved", "kept", offered=offered)
-            dispatcher.utter_message(text=message("kept", turn.language, order_id=order_id))
-            return done(order_id, *CANCEL_SLOTS)
+        confirmed = (
+            tracker.get_slot("cancel_confirm") is True
+            or decision == "cancel"
+            or tracker.get_slot("cancel_insisted") is True
+        )
+        if decision in ("keep", "undecided") or (
+            decision not in ("fix_account", "fix_region") and not confirmed
+        ):
+            # never cancel without a clear yes: anything short of one keeps the order
+            await self._record(turn, order_id, tag, "saved", "kept")
+            key = (
+                "kept"
+                if decision == "keep" or tracker.get_slot("cancel_confirm") is False
+                else "kept_undecided"
+            )
+            dispatcher.utter_message(text=message(key, turn.language, order_id=order_id))
+            return done(order_id, *CANCEL_SLOTS, *REPAIR_SLOTS)
         if decision in ("fix_account", "fix_region"):
-            await self._record(turn, order_id, tag, "saved", decision, offered=offered)
+            await self._record(turn, order_id, tag, "saved", decision)
             field = "account" if decision == "fix_account" else "region"
             # order_id stays for the fix form that follows (rule); cancel_decision is set again for that rule
             return [
@@ -75,10 +75,15 @@ class ActionSubmitCancel(PlatformAction):
                 SlotSet("fix_confirm", None),
                 SlotSet("requested_slot", None),
             ]
-        return await self._cancel(dispatcher, turn, order_id, tag, offered)
+        return await self._cancel(dispatcher, tracker, turn, order_id, tag)
 
     async def _cancel(
-        self, dispatcher: CollectingDispatcher, turn: Turn, order_id: str, tag: CancelReasonTag, offered: bool
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        turn: Turn,
+        order_id: str,
+        tag: CancelReasonTag,
     ) -> Events:
         language = turn.language
         try:
@@ -86,7 +91,7 @@ class ActionSubmitCancel(PlatformAction):
                 await turn.buyer_id(),
                 order_id,
                 tag,
-                idempotency_key=turn.idempotency_key("cancel", order_id),
+                idempotency_key=turn.idempotency_key("cancel", order_id, tag),
             )
         except NotAllowed as exc:
             order = await turn.order(order_id)
@@ -100,15 +105,27 @@ class ActionSubmitCancel(PlatformAction):
             log.info("cancel of %s refused: %s", order_id, exc.code)
             dispatcher.utter_message(text=text.strip(), buttons=[human_button(language)])
             return done(order_id, *CANCEL_SLOTS)
-        await self._record(turn, order_id, tag, "cancelled", tag, order=order, offered=offered)
+        if order.state != "cancelled":  # only what the platform did is said to be done
+            log.warning("cancel of %s answered with state %s", order_id, order.state)
+            text = message(
+                "cancel_unconfirmed", language, order_id=order_id, state=state_label(order.state, language)
+            )
+            dispatcher.utter_message(text=text, buttons=[human_button(language)])
+            return done(order_id, *CANCEL_SLOTS, *REPAIR_SLOTS)
+        await self._record(turn, order_id, tag, "cancelled", tag)
         reason = CANCEL_REASON_LABELS[tag][language]
         refund = message("cancel_refund_paid", language, amount=money(order)) if order.paid_at else ""
-        if tag in MERCHANT_FAULT:
+        if (
+            tag in MERCHANT_FAULT
+        ):  # the seller's fault: cancelled with its tag, and a ticket for platform agents
             text = message(
                 "cancelled_merchant_fault", language, order_id=order_id, reason=reason, refund=refund
             )
-            dispatcher.utter_message(text=text, buttons=[human_button(language)])
-            return done(order_id, *CANCEL_SLOTS)
+            dispatcher.utter_message(text=text)
+            # the outcome is "cancelled" (recorded above); the ticket that follows is not a cancellation outcome
+            tracker.slots.update({"escalation_reason": "merchant_fault", "cancel_reason": None})
+            ticket = await ActionEscalate(self.deps).run_now(dispatcher, tracker)
+            return [*ticket, *done(order_id, *CANCEL_SLOTS, *REPAIR_SLOTS, "escalation_reason")]
         text = message("cancelled", language, order_id=order_id, reason=reason, refund=refund)
         until = order.cancel.restorable_until if order.cancel else None
         if until is not None:
@@ -116,58 +133,27 @@ class ActionSubmitCancel(PlatformAction):
                 "cancel_restore_hint", language, until=clock(until, self.deps.timezone, language)
             )
         dispatcher.utter_message(text=text)
-        return done(order_id, *CANCEL_SLOTS)
+        return done(order_id, *CANCEL_SLOTS, *REPAIR_SLOTS)
 
-    async def _record(
-        self,
-        turn: Turn,
-        order_id: str,
-        tag: str,
-        outcome: str,
-        detail: str,
-        *,
-        order: Order | None = None,
-        offered: bool = False,
-    ) -> None:
-        await record_outcome(self.deps, turn, order_id, tag, outcome, detail, order=order, offered=offered)
-
-
-async def record_outcome(
-    deps: ActionDeps,
-    turn: Turn,
-    order_id: str,
-    tag: str,
-    outcome: str,
-    detail: str,
-    *,
-    order: Order | None = None,
-    offered: bool = False,
-) -> None:
-    """One row of the operators' cancellation funnel, with the order's merchant and product kind."""
-    if deps.outcomes is None:
-        return
-    try:
-        if order is None:
-            order = await turn.order(order_id)
-        await deps.outcomes.record(
-            Outcome(
-                conversation_id=turn.conversation_id,
-                buyer_id=await turn.buyer_id(),
-                order_id=order_id,
-                reason_tag=tag,
-                outcome=outcome,
-                detail=detail,
-                merchant_id=order.merchant.merchant_id,
-                product_kind=order.product.kind,
-                language=turn.language,
-                offered=offered,
+    async def _record(self, turn: Turn, order_id: str, tag: str, outcome: str, detail: str) -> None:
+        if self.deps.outcomes is None:
+            return
+        try:
+            await self.deps.outcomes.record(
+                Outcome(
+                    conversation_id=turn.conversation_id,
+                    buyer_id=await turn.buyer_id(),
+                    order_id=order_id,
+                    reason_tag=tag,
+                    outcome=outcome,
+                    detail=detail,
+                )
             )
-        )
-    except Exception:  # the buyer's request matters more than the statistics
-        log.exception("could not record the cancellation outcome of %s", order_id)
+        except Exception:  # the buyer's request matters more than the statistics
+            log.exception("could not record the cancellation outcome of %s", order_id)
 
 
-class ActionSubmitFix(PlatformAction):
+class ActionSubmitFix(FormSubmitAction):
     """Change the account or region on the platform; an invalid value is explained and asked again."""
 
     def name(self) -> str:
@@ -193,6 +179,8 @@ class ActionSubmitFix(PlatformAction):
                 **{field: value},
                 idempotency_key=turn.idempotency_key("fix", order_id, field, value),
             )
+            applied = after.recharge_target.region if field == "region" else after.recharge_target.account
+            previous = before.recharge_target.region if field == "region" else before.recharge_target.account
         except InvalidInput as exc:
             dispatcher.utter_message(
                 text=message("fix_refused", language, reason=self._reason(exc, language))
@@ -204,8 +192,17 @@ class ActionSubmitFix(PlatformAction):
             text = message("not_fixable", language, order_id=order_id, state=state, hint="")
             dispatcher.utter_message(text=text.strip(), buttons=[human_button(language)])
             return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS)
+        if (
+            applied == previous and applied != value
+        ):  # the platform's answer is the truth: never report a change it does not show
+            log.warning("fix of %s: platform shows %s, asked for another value", order_id, field)
+            dispatcher.utter_message(
+                text=message("fix_unconfirmed", language, order_id=order_id, current=applied or "-"),
+                buttons=[human_button(language)],
+            )
+            return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS, *REPAIR_SLOTS)
         dispatcher.utter_message(text=self._fixed_text(before, after, field, language))
-        return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS)
+        return done(order_id, *FIX_SLOTS, *CANCEL_SLOTS, *REPAIR_SLOTS)
 
     def _fixed_text(self, before: Order, after: Order, field: str, language: Language) -> str:
         kind = after.product.kind
@@ -232,7 +229,7 @@ class ActionSubmitFix(PlatformAction):
         }.get(exc.code, "the value is not valid.")
 
 
-class ActionSubmitRestore(PlatformAction):
+class ActionSubmitRestore(FormSubmitAction):
     def name(self) -> str:
         return "action_submit_restore"
 
@@ -257,28 +254,21 @@ class ActionSubmitRestore(PlatformAction):
                 buttons=[human_button(language)],
             )
             return done(order_id, "restore_confirm")
-        await record_outcome(
-            self.deps, turn, order_id, await self._cancel_tag(order), "restored", "restored", order=order
-        )
         state = state_label(order.state, language)
+        if order.state == "cancelled":  # the platform did not restore it: say what it shows
+            dispatcher.utter_message(
+                text=message("restore_unconfirmed", language, order_id=order_id),
+                buttons=[human_button(language)],
+            )
+            return done(order_id, "restore_confirm")
         promise = promise_text(order, language, self.deps.timezone)
         dispatcher.utter_message(
             text=message("restored", language, order_id=order_id, state=state, promise=promise)
         )
         return done(order_id, "restore_confirm")
 
-    async def _cancel_tag(self, order: Order) -> str:
-        """Why the restored order had been cancelled: the platform's tag, else the bot's own record."""
-        if order.cancel is not None:
-            return order.cancel.tag
-        if self.deps.outcomes is not None:
-            for row in reversed(await self.deps.outcomes.for_order(order.order_id)):
-                if row.outcome == "cancelled":
-                    return row.reason_tag
-        return "other"
 
-
-class ActionSubmitRefund(PlatformAction):
+class ActionSubmitRefund(FormSubmitAction):
     """A refund request, answered by the order's state: the guarantee, cancelling, or a platform request."""
 
     def name(self) -> str:
@@ -303,7 +293,10 @@ class ActionSubmitRefund(PlatformAction):
             promise = promise_text(order, language, self.deps.timezone)
             dispatcher.utter_message(
                 text=message("refund_in_progress", language, order_id=order_id, promise=promise),
-                buttons=[{"title": BUTTONS["keep_waiting"][language], "payload": "/deny"}, cancel_button],
+                buttons=[
+                    {"title": BUTTONS["keep_waiting"][language], "payload": "/keep_order"},
+                    cancel_button,
+                ],
             )
         elif order.state == "delivered":
             dispatcher.utter_message(

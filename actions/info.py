@@ -9,13 +9,19 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import BuyerNotLinked, Events, PlatformAction, Turn, human_button
-from actions.flows import done
-from actions.forms import latest_entity
-from actions.order_status import UNDELIVERED, _guarantee_lines, money, normalise_order_id, promise_text
+from actions.base import BuyerNotLinked, Events, PlatformAction, Turn, done, human_button
+from actions.context import Language, latest_entity, normalise_order_id
+from actions.exits import FormSubmitAction
+from actions.order_status import (
+    UNDELIVERED,
+    _guarantee_lines,
+    describe_order,
+    money,
+    promise_text,
+)
 from actions.texts import BUTTONS, KIND_LABELS, clock, message, minutes
 from integrations.platform.errors import NotFound, NotLinked
-from integrations.platform.models import Order, Sla
+from integrations.platform.models import Order, ProductKind, Sla
 
 
 def order_in_context(tracker: Tracker) -> str | None:
@@ -38,19 +44,21 @@ async def context_order(tracker: Tracker, turn: Turn) -> Order | None:
         return None
 
 
-def sla_lines(slas: list[Sla], language: str) -> list[str]:
-    lines = []
-    for sla in sorted(slas, key=lambda s: (s.product_kind, s.carrier or "")):
-        kind = KIND_LABELS[sla.product_kind][language]  # type: ignore[index]
-        label = f"{kind}（{sla.carrier}）" if sla.carrier and language == "zh" else kind
-        if sla.carrier and language != "zh":
-            label = f"{kind} ({sla.carrier})"
-        within = minutes(sla.promised_minutes, language)  # type: ignore[arg-type]
-        lines.append(f"• {label}：{within} 内" if language == "zh" else f"• {label}: within {within}")
-    return lines
+# Entity values of the NLU (nlu/domain.yml) → the platform's names.
+CARRIER_NAMES = {"mobile": "中国移动", "unicom": "中国联通", "telecom": "中国电信"}
+PRODUCT_KINDS = ("game_card", "phone_topup", "membership")
+
+
+def asks_in_general(tracker: Tracker) -> bool:
+    """A question about a kind of product, a carrier or the time of day, not about one of the buyer's orders."""
+    named = any(latest_entity(tracker, name) for name in ("product_kind", "carrier", "time_of_day"))
+    about_an_order = latest_entity(tracker, "order_id") or latest_entity(tracker, "order_ref")
+    return bool(named) and not about_an_order
 
 
 class ActionArrivalTime(PlatformAction):
+    """When an order arrives: the order in context, or the promise table by kind, carrier and time of day."""
+
     def name(self) -> str:
         return "action_arrival_time"
 
@@ -58,7 +66,7 @@ class ActionArrivalTime(PlatformAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         language = turn.language
-        order = await context_order(tracker, turn)
+        order = None if asks_in_general(tracker) else await context_order(tracker, turn)
         if order is not None and order.state in UNDELIVERED | {"delivered"}:
             lines = [promise_text(order, language, self.deps.timezone)]
             if order.state in UNDELIVERED:
@@ -69,14 +77,66 @@ class ActionArrivalTime(PlatformAction):
                 text=f"{order.order_id}: " + "\n".join(lines), buttons=[human_button(language)]
             )
             return done(order.order_id)
-        slas = await self.deps.platform.get_slas(at=datetime.now(UTC))
-        text = "\n".join(
-            [message("sla_intro", language), *sla_lines(slas, language), message("sla_outro", language)]
-        )
         dispatcher.utter_message(
-            text=text,
+            text=await self._general_answer(tracker, language),
             buttons=[{"title": BUTTONS["refund_guarantee"][language], "payload": "/refund_guarantee"}],
         )
+        return []
+
+    async def _general_answer(self, tracker: Tracker, language: Language) -> str:
+        kind = latest_entity(tracker, "product_kind")
+        carrier = CARRIER_NAMES.get(latest_entity(tracker, "carrier") or "")
+        if carrier and kind not in PRODUCT_KINDS:
+            kind = "phone_topup"  # carriers sell phone credit
+        kind_filter: ProductKind | None = kind if kind in PRODUCT_KINDS else None  # type: ignore[assignment]
+        slas = await self.deps.platform.get_slas(product_kind=kind_filter, carrier=carrier)
+        if not slas and carrier:  # a carrier the platform has no rule for: the kind's rule applies
+            slas = await self.deps.platform.get_slas(product_kind=kind_filter)
+        night_asked = latest_entity(tracker, "time_of_day") == "night"
+        now_is_night = any(sla.night for sla in await self.deps.platform.get_slas(at=datetime.now(UTC)))
+        lines = sla_table(slas, language, night_first=night_asked or now_is_night)
+        intro = "sla_intro_kind" if kind_filter or carrier else "sla_intro_all"
+        return "\n".join([message(intro, language), *lines, message("sla_outro", language)])
+
+
+def sla_table(slas: list[Sla], language: Language, night_first: bool) -> list[str]:
+    """Day and night promises side by side, per kind (and carrier), from the platform's own table."""
+    rows: dict[tuple[str, str | None], dict[bool, Sla]] = {}
+    for sla in slas:
+        rows.setdefault((sla.product_kind, sla.carrier), {})[sla.night] = sla
+    lines = []
+    for (kind, carrier), by_time in sorted(rows.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        label = KIND_LABELS[kind][language] + (f"（{carrier}）" if carrier and language == "zh" else "")
+        if carrier and language != "zh":
+            label += f" ({CARRIER_EN.get(carrier, carrier)})"
+        parts = []
+        for night in (True, False) if night_first else (False, True):
+            if night in by_time:
+                when = message("sla_night" if night else "sla_day", language)
+                parts.append(f"{when} {minutes(by_time[night].promised_minutes, language)}")
+        lines.append(
+            f"• {label}：" + "，".join(parts) if language == "zh" else f"• {label}: " + ", ".join(parts)
+        )
+    return lines
+
+
+CARRIER_EN = {"中国移动": "China Mobile", "中国联通": "China Unicom", "中国电信": "China Telecom"}
+
+
+class ActionOrderSummary(PlatformAction):
+    """The order a form is about, described again (a status question asked in the middle of a form)."""
+
+    def name(self) -> str:
+        return "action_order_summary"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        order = await context_order(tracker, turn)
+        if order is None:
+            dispatcher.utter_message(text=message("ask_order_id", turn.language))
+            return []
+        dispatcher.utter_message(text=describe_order(order, turn.language, self.deps.timezone))
         return []
 
 
@@ -110,7 +170,7 @@ class ActionRefundGuarantee(PlatformAction):
         return []
 
 
-class ActionMerchantRating(PlatformAction):
+class ActionMerchantRating(FormSubmitAction):
     def name(self) -> str:
         return "action_merchant_rating"
 
@@ -151,7 +211,7 @@ class ActionMerchantRating(PlatformAction):
         return done(order_id)
 
 
-class ActionPaymentGuidance(PlatformAction):
+class ActionPaymentGuidance(FormSubmitAction):
     def name(self) -> str:
         return "action_payment_guidance"
 
@@ -172,3 +232,24 @@ class ActionPaymentGuidance(PlatformAction):
             text = message("payment_other", language)
         dispatcher.utter_message(text=text.strip(), buttons=[human_button(language)])
         return [SlotSet("payment_issue", None)]
+
+
+class ActionKeepOrder(PlatformAction):
+    """ "不取消了 / fine I'll wait" outside any question: the order in context simply goes on."""
+
+    def name(self) -> str:
+        return "action_keep_order"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
+    ) -> Events:
+        order_id = order_in_context(tracker)
+        if not order_id:
+            dispatcher.utter_message(text=message("anything_else", turn.language))
+            return []
+        order = await turn.order(order_id)  # say it goes on only if it really does
+        if order.state in UNDELIVERED:
+            dispatcher.utter_message(text=message("kept", turn.language, order_id=order_id))
+        else:
+            dispatcher.utter_message(text=describe_order(order, turn.language, self.deps.timezone))
+        return []

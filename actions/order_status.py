@@ -12,21 +12,38 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import ActionDeps, Events, PlatformAction, Turn
-from actions.context import Language
+from actions.base import ActionDeps, AskAction, Events, Turn
+from actions.context import Language, normalise_order_id
+from actions.exits import FormSubmitAction
 from actions.texts import BUTTONS, clock, kind_label, message, minutes, state_label
 from integrations.platform.models import Order
 
-ORDER_ID = re.compile(r"^KM\d{11,14}$")
 UNDELIVERED = {"pending_payment", "paid", "processing"}
 
 
-def normalise_order_id(value: object) -> str | None:
-    """'km 2026 1127 001' → 'KM20261127001'; None when it cannot be an order number."""
-    if not isinstance(value, str):
-        return None
-    candidate = re.sub(r"[\s\-_#]", "", value).upper()
-    return candidate if ORDER_ID.match(candidate) else None
+ID_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "L": "1", "i": "1"})
+
+
+def suggest_order_ids(typed: str, candidates: list[str]) -> list[str]:
+    """The buyer's orders a mistyped id most likely means: l/O for 1/0, a digit missing, extra or swapped."""
+    body = re.sub(r"[\s\-_#]", "", typed).upper().removeprefix("KM").translate(ID_LOOKALIKES)
+    digits = re.sub(r"\D", "", body)
+    if len(digits) < 6:
+        return []
+    scored = sorted((_distance(digits, c.removeprefix("KM")), c) for c in candidates)
+    return [candidate for distance, candidate in scored if distance <= 1][:3]
+
+
+def _distance(a: str, b: str) -> int:
+    """Edit distance with adjacent swaps (Damerau-Levenshtein, optimal string alignment)."""
+    rows = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            rows[i][j] = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                rows[i][j] = min(rows[i][j], rows[i - 2][j - 2] + 1)
+    return rows[len(a)][len(b)]
 
 
 def describe_order(order: Order, language: Language, timezone: str, now: datetime | None = None) -> str:
@@ -134,7 +151,7 @@ def next_step_buttons(order: Order, language: Language) -> list[dict[str, str]]:
     return buttons
 
 
-class ActionOrderStatus(PlatformAction):
+class ActionOrderStatus(FormSubmitAction):
     def name(self) -> str:
         return "action_order_status"
 
@@ -163,7 +180,7 @@ def _any_order(order: Order) -> bool:
     return True
 
 
-class ActionAskOrderId(PlatformAction):
+class ActionAskOrderId(AskAction):
     """Asks which order a form is about: the buyer's recent matching orders as buttons, the one in context
     first, or a plain question when there is none."""
 
@@ -175,7 +192,7 @@ class ActionAskOrderId(PlatformAction):
     def name(self) -> str:
         return f"action_ask_{self._form}_order_id" if self._form else "action_ask_order_id"
 
-    async def act(
+    async def ask(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], turn: Turn
     ) -> Events:
         orders = [

@@ -7,8 +7,7 @@ from typing import Any
 from rasa_sdk import Tracker, ValidationAction
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.context import message_metadata
-from actions.order_status import normalise_order_id
+from actions.context import message_metadata, normalise_order_id
 
 
 class ValidateSlotMappings(ValidationAction):  # type: ignore[misc]

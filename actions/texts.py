@@ -81,8 +81,8 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "en": "{promise}\nAnd the full-refund guarantee applies: if it misses the promised time, {amount} comes back automatically - no request, no loss. Keep the order?",
     },
     "offer_payment_help": {
-        "zh": "付款的问题通常不用取消订单就能解决：余额不足可以充值后继续支付；验证码延迟请等 60 秒后重新获取；支付页报错可换一种支付方式再试；已扣款但订单未更新，一般 5 分钟内自动到账确认。还要取消吗？",
-        "en": "Payment problems can usually be solved without cancelling: top up and pay again if the balance was short; wait 60 s and request a new SMS code; try another payment method if the page failed; a charge without an updated order is normally confirmed within 5 minutes. Still cancel?",
+        "zh": "付款的问题通常不用取消订单就能解决：余额不足可以充值后继续支付；验证码延迟请等 60 秒后重新获取；支付页报错可换一种支付方式再试；已扣款但订单未更新，请先等平台确认，不要重复付款。要保留订单，按上面的方法再试一次吗？",
+        "en": "Payment problems can usually be solved without cancelling: top up and pay again if the balance was short; wait 60 s and request a new SMS code; try another payment method if the page failed; if you were charged but the order did not update, wait for the platform to confirm it and do not pay twice. Keep the order and try again?",
     },
     "cancelled": {
         "zh": "已为您取消订单 {order_id}（原因：{reason}）。{refund}",
@@ -265,6 +265,98 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "zh": "抱歉，我还是没理解 😥 要不要转人工客服帮您处理？",
         "en": "Sorry, I still don't understand 😥 Shall I get a person to help you?",
     },
+    "ask_cancel_confirm": {
+        "zh": "请确认：取消订单 {order_id}（{product}，{amount}）吗？{refund}",
+        "en": "Please confirm: cancel order {order_id} ({product}, {amount})?{refund}",
+    },
+    # joins the sentence before it: English carries its own leading space, Chinese needs none
+    "confirm_refund_note": {
+        "zh": "取消后已付的 {amount} 原路退回。",
+        "en": " The {amount} you paid goes back to your payment method.",
+    },
+    "kept_undecided": {
+        "zh": "我先为您保留订单 {order_id}，它会继续处理。如果还是想取消，直接说「取消订单」就行。",
+        "en": "I'll keep order {order_id} for now; it goes on being processed. If you still want to cancel, just say 'cancel my order'.",
+    },
+    "cancel_unconfirmed": {
+        "zh": "订单 {order_id} 没有取消成功，平台显示当前状态是「{state}」。我没有改动它；需要的话点下面转人工处理。",
+        "en": "Order {order_id} was not cancelled: the platform shows it as {state}. Nothing was changed; tap below if you want a person to look at it.",
+    },
+    "fix_unconfirmed": {
+        "zh": "平台没有确认这次修改，订单 {order_id} 目前登记的仍是「{current}」。我没有改动它；请稍后再试，或点下面转人工。",
+        "en": "The platform did not confirm the change: order {order_id} still shows '{current}'. Nothing was changed; try again later or tap below for a person.",
+    },
+    "restore_unconfirmed": {
+        "zh": "订单 {order_id} 没有恢复成功，平台显示它仍是已取消状态。需要的话点下面转人工处理。",
+        "en": "Order {order_id} was not restored: the platform still shows it as cancelled. Tap below if you want a person to look at it.",
+    },
+    "flow_stopped_order": {
+        "zh": "好的，已停下，订单 {order_id} 没有任何改动。还有别的需要随时说～",
+        "en": "OK, stopped - nothing was changed on order {order_id}. Anything else, just ask.",
+    },
+    "flow_stopped": {
+        "zh": "好的，已停下，没有做任何改动。还有别的需要随时说～",
+        "en": "OK, stopped - nothing was changed. Anything else, just ask.",
+    },
+    "flow_unclear_order": {
+        "zh": "抱歉我没能理解，先不动订单 {order_id}。您可以换个说法再告诉我，或者点下面转人工。",
+        "en": "Sorry, I didn't get that, so I left order {order_id} as it is. Tell me again in other words, or tap below for a person.",
+    },
+    "flow_unclear": {
+        "zh": "抱歉我没能理解，先停在这里，没有做任何改动。您可以换个说法再告诉我，或者点下面转人工。",
+        "en": "Sorry, I didn't get that, so I stopped here without changing anything. Tell me again in other words, or tap below for a person.",
+    },
+    "repair_unclear": {
+        "zh": "抱歉，我没太明白您的意思 🙏",
+        "en": "Sorry, I didn't quite get that 🙏",
+    },
+    "cancel_or_stop": {
+        "zh": "您是想取消订单 {order_id}，还是不改了、保留订单？",
+        "en": "Do you want to cancel order {order_id}, or stop here and keep it as it is?",
+    },
+    "did_you_mean": {
+        "zh": "没找到「{typed}」这个订单号，您是指下面这笔吗？",
+        "en": "I couldn't find '{typed}'. Did you mean this order?",
+    },
+    "digress_greet": {"zh": "您好～", "en": "Hi!"},
+    "digress_thank": {"zh": "不客气～", "en": "You're welcome!"},
+    "anything_else": {
+        "zh": "好的～还有什么可以帮您？",
+        "en": "OK! Anything else I can help with?",
+    },
+    "bot_identity": {
+        "zh": "我是平台的智能客服机器人 🤖，可以马上帮您查订单、改充值账号/区服、取消或恢复订单。需要真人客服的话，点下面的按钮或发送 /human。",
+        "en": "I'm the marketplace's support bot 🤖 - I can check orders, fix an account or region, cancel or restore an order right away. For a real person, tap below or send /human.",
+    },
+    "handoff_none": {
+        "zh": "您目前没有等待人工的工单。需要真人客服的话点下面按钮，我马上为您转接。",
+        "en": "You have no request waiting for a person right now. Tap below and I'll get one for you.",
+    },
+    "handoff_waiting": {
+        "zh": "您的工单 {ticket} 状态：{state}，已等待 {waited}，前面还有 {ahead} 个工单在排队。{who}会在这个对话里直接回复您。",
+        "en": "Your ticket {ticket}: {state}, waiting for {waited}, {ahead} ahead of you in the queue. {who} will reply right here.",
+    },
+    "ticket_open": {"zh": "已创建，正在分配", "en": "opened, being assigned"},
+    "ticket_merchant_notified": {"zh": "已通知商家", "en": "the seller has been notified"},
+    "ticket_agent_assigned": {"zh": "平台客服已接手", "en": "a platform agent has it"},
+    "ticket_reused": {
+        "zh": "这笔订单已经有一个人工工单（{ticket}）在处理中，我已把您的新消息补充进去，{who}会在这里回复您。",
+        "en": "There is already a ticket for this order ({ticket}); I've added your new message to it. {who} will reply right here.",
+    },
+    "sla_intro_all": {
+        "zh": "各类商品的承诺到账时间（以平台规则为准）：",
+        "en": "Promised arrival times by product (the platform's rules):",
+    },
+    "sla_intro_kind": {
+        "zh": "承诺到账时间（以平台规则为准）：",
+        "en": "Promised arrival time (the platform's rules):",
+    },
+    "sla_day": {"zh": "白天", "en": "daytime"},
+    "sla_night": {"zh": "夜间 23:00–07:00", "en": "at night (23:00-07:00)"},
+    "refund_overdue": {
+        "zh": "订单 {order_id} 的超时退款原定 {due} 前到账，现在已经晚了，这不应该发生。我已为您转人工跟进，{amount} 的退款会优先处理。",
+        "en": "The refund for order {order_id} was due by {due} and is late - that should not happen. I've asked a person to follow up; your {amount} refund gets priority.",
+    },
 }
 
 BUTTONS: dict[str, dict[Language, str]] = {
@@ -281,6 +373,10 @@ BUTTONS: dict[str, dict[Language, str]] = {
     "no_restore": {"zh": "不用了", "en": "No"},
     "cancel_order": {"zh": "取消订单", "en": "Cancel the order"},
     "rephrase": {"zh": "我换个说法", "en": "I'll rephrase"},
+    "yes_cancel": {"zh": "确认取消", "en": "Yes, cancel it"},
+    "keep_and_pay": {"zh": "保留订单，我再试试", "en": "Keep it, I'll try again"},
+    "stop_here": {"zh": "不改了，保留订单", "en": "Stop, keep the order"},
+    "none_of_these": {"zh": "都不是", "en": "None of these"},
 }
 
 # Buyer-facing labels of DESIGN.md's 12 cancel reason tags (button titles and payloads).

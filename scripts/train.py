@@ -26,6 +26,8 @@ CACHE = Path(os.environ.get("KMBOT_MODEL_CACHE", Path.home() / ".cache" / "kamen
 def model_inputs() -> list[Path]:
     files = [NLU / "config.yml", NLU / "domain.yml", NLU / "requirements-rasa.txt"]
     files += sorted(p for p in (NLU / "data").rglob("*") if p.is_file())
+    # the cancel-reason classifier's own training data (nlu/kmbot_nlu/reasons.py)
+    files += sorted(p for p in (NLU / "reasons").rglob("*.yml") if p.is_file())
     # the project's own Rasa components (config.yml names them): their code shapes the trained model
     files += sorted((NLU / "kmbot_nlu").rglob("*.py"))
     return files

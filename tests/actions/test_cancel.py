@@ -18,6 +18,20 @@ from tests.actions.support import Chat, Message, button, only, slot_event, title
 Actions = dict[str, Action]
 NewChat = Callable[..., Chat]
 
+REASON_TAGS = [
+    "wrong_account",
+    "wrong_region",
+    "arrival_too_slow",
+    "payment_problem",
+    "user_mistake",
+    "duplicate_order",
+    "demand_changed",
+    "found_cheaper",
+    "unclear_description",
+    "merchant_out_of_stock",
+    "merchant_malicious",
+    "other",
+]
 REASON_BUTTONS = {
     "zh": [
         "充值账号填错了",
@@ -62,13 +76,27 @@ async def start_cancel(chat: Chat, actions: Actions, order_id: str) -> Message:
 
 
 async def give_reason(chat: Chat, actions: Actions, ask: Message, label: str) -> Message | None:
-    """Tap one of the reason buttons; returns the save offer when the form makes one."""
+    """Tap one of the reason buttons; returns the save offer when the form makes one (else the read-back)."""
     chat.press(button(ask, label))
     assert await chat.run(actions["validate_cancel_form"]) == []
     if chat.slots["requested_slot"] == "cancel_decision":
         return only(await chat.run(actions["action_ask_cancel_decision"]))
-    assert chat.active_loop is None
+    assert chat.slots["requested_slot"] == "cancel_confirm"
     return None
+
+
+READ_BACK_YES = {"zh": "确认取消", "en": "Yes, cancel it"}
+
+
+async def confirm_cancel(chat: Chat, actions: Actions) -> Message:
+    """The read-back ("确认取消订单 KM…（¥…）吗？") answered with its yes button; the form is then done."""
+    assert chat.slots["requested_slot"] == "cancel_confirm"
+    read_back = only(await chat.run(actions["action_ask_cancel_confirm"]))
+    chat.press(button(read_back, READ_BACK_YES[chat.language]))
+    assert await chat.run(actions["validate_cancel_form"]) == []
+    assert chat.slots["cancel_confirm"] is True
+    assert chat.active_loop is None
+    return read_back
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
@@ -82,8 +110,10 @@ async def test_the_reason_is_asked_with_all_twelve_reasons_as_buttons(
     }
     assert ask["text"] == expected[language]
     assert titles(ask) == REASON_BUTTONS[language]
-    # a tap reads like the buyer typing the label (decoded exactly by the form)
-    assert [b["payload"] for b in ask["buttons"]] == REASON_BUTTONS[language]
+    # a tap sends the tag itself, never the label through the NLU
+    assert [b["payload"] for b in ask["buttons"]] == [
+        '/inform{"cancel_reason":"%s"}' % tag for tag in REASON_TAGS
+    ]
 
 
 async def test_the_order_in_context_is_used_without_asking(
@@ -229,6 +259,7 @@ async def test_too_slow_gets_the_arrival_time_and_the_guarantee_and_keep_keeps_t
     assert offer["text"] == OFFER_WAIT[language]
     keep_title = "不取消了，继续等" if language == "zh" else "Keep the order"
     assert titles(offer) == [keep_title, "仍要取消" if language == "zh" else "Cancel anyway"]
+    assert [b["payload"] for b in offer["buttons"]] == ["/keep_order", "/cancel_order"]
 
     chat.press(button(offer, keep_title))
     await chat.run(actions_by_name["validate_cancel_form"])
@@ -244,6 +275,11 @@ async def test_too_slow_gets_the_arrival_time_and_the_guarantee_and_keep_keeps_t
         "order_problem": None,
         "cancel_reason": None,
         "cancel_decision": None,
+        "cancel_confirm": None,
+        "cancel_insisted": None,
+        "flow_exit": None,
+        "repair_unclear": None,
+        "repair_prompt": None,
         "current_order_id": "KM20261127001",
     }
 
@@ -275,11 +311,11 @@ async def test_a_payment_problem_gets_guidance_and_the_order_is_kept(
     assert offer is not None
     if language == "zh":
         assert offer["text"].startswith("付款的问题通常不用取消订单就能解决：余额不足可以充值后继续支付；")
-        assert offer["text"].endswith("还要取消吗？")
+        assert offer["text"].endswith("要保留订单，按上面的方法再试一次吗？")
     else:
         assert offer["text"].startswith("Payment problems can usually be solved without cancelling:")
-        assert offer["text"].endswith("Still cancel?")
-    keep_title = "不取消了，继续等" if language == "zh" else "Keep the order"
+        assert offer["text"].endswith("Keep the order and try again?")
+    keep_title = "保留订单，我再试试" if language == "zh" else "Keep it, I'll try again"
     chat.press(button(offer, keep_title))
     await chat.run(actions_by_name["validate_cancel_form"])
     assert chat.slots["cancel_decision"] == "keep"
@@ -296,9 +332,9 @@ async def test_a_payment_problem_gets_guidance_and_the_order_is_kept(
     ("label", "answer", "tag"),
     [
         ("充值账号填错了", ("/cancel_order", "cancel_order"), "wrong_account"),
-        ("区服/地区选错了", ("不用了 直接取消", "deny"), "wrong_region"),
+        ("区服/地区选错了", ("算了 还是直接取消吧", "cancel_order"), "wrong_region"),
         ("到账太慢/怕不到账", ("/cancel_order", "cancel_order"), "arrival_too_slow"),
-        ("付款遇到问题", ("是的 还是取消吧", "affirm"), "payment_problem"),
+        ("付款遇到问题", ("不用 还是取消吧", "cancel_order"), "payment_problem"),
     ],
     ids=["wrong_account", "wrong_region", "too_slow", "payment"],
 )
@@ -319,7 +355,7 @@ async def test_still_cancelling_after_the_one_offer_cancels_with_the_reason(
     chat.say(text, intent)
     assert await chat.run(actions_by_name["validate_cancel_form"]) == []  # no second offer
     assert chat.slots["cancel_decision"] == "cancel"
-    assert chat.active_loop is None
+    assert chat.active_loop is None  # said twice, unambiguously: no read-back
 
     reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
     assert reply["text"].startswith(f"已为您取消订单 KM20261127001（原因：{label}）。")
@@ -369,14 +405,18 @@ async def test_a_merchants_fault_cancels_at_once_with_its_tag_and_offers_a_human
     chat = new_chat(language)
     ask = await start_cancel(chat, actions_by_name, "KM20261127001")
     assert await give_reason(chat, actions_by_name, ask, label) is None  # no offer for the merchant's fault
-    reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
-    assert reply["text"] == expected
-    human = "转人工" if language == "zh" else "Talk to a person"
-    assert reply["buttons"] == [{"title": human, "payload": "/human_handoff"}]
+    await confirm_cancel(chat, actions_by_name)
+    cancelled, ticket, note = await chat.run(actions_by_name["action_submit_cancel"])
+    assert cancelled["text"] == expected
+    assert ticket["text"].startswith("已为您转人工" if language == "zh" else "A person is on the way")
+    assert note["custom"]["handoff"]["order_id"] == "KM20261127001"
     order = await platform.get_order("B1001", "KM20261127001")
     assert order.cancel is not None
     assert (order.state, order.cancel.tag, order.cancel.by) == ("cancelled", tag, "buyer")
     assert await outcome_rows(outcomes, "KM20261127001") == [(tag, "cancelled", tag, "B1001")]
+    # the seller is accused: the ticket is marked so that platform agents take it, not that seller
+    (escalation,) = await platform.list_escalations(buyer_id="B1001")
+    assert (escalation.order_id, escalation.reason) == ("KM20261127001", "merchant_fault")
 
 
 async def test_a_complaint_typed_as_the_reason_counts_as_the_merchants_bad_faith(
@@ -387,9 +427,9 @@ async def test_a_complaint_typed_as_the_reason_counts_as_the_merchants_bad_faith
     chat.say("商家一直拖着不发货，骗子吧", "complain")
     await chat.run(actions_by_name["validate_cancel_form"])
     assert chat.slots["cancel_reason"] == "merchant_malicious"
-    assert chat.active_loop is None
-    reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
-    assert reply["buttons"] == [{"title": "转人工", "payload": "/human_handoff"}]
+    await confirm_cancel(chat, actions_by_name)
+    replies = await chat.run(actions_by_name["action_submit_cancel"])
+    assert replies[1]["text"].startswith("已为您转人工")
     order = await platform.get_order("B1001", "KM20261127001")
     assert order.cancel is not None
     assert order.cancel.tag == "merchant_malicious"
@@ -411,6 +451,11 @@ async def test_changed_mind_reasons_cancel_with_their_tag_and_the_restore_window
     chat = new_chat()
     ask = await start_cancel(chat, actions_by_name, "KM20261127001")
     assert await give_reason(chat, actions_by_name, ask, label) is None
+    read_back = await confirm_cancel(chat, actions_by_name)
+    assert (
+        read_back["text"]
+        == "请确认：取消订单 KM20261127001（王者荣耀 点券 60，¥6.00）吗？取消后已付的 ¥6.00 原路退回。"
+    )
     reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
     assert reply["text"] == (
         f"已为您取消订单 KM20261127001（原因：{label}）。已付款项 ¥6.00 会原路退回，一般几分钟内到账。\n"
@@ -430,6 +475,7 @@ async def test_an_unpaid_order_is_cancelled_without_a_refund_line(
     chat = new_chat("en")
     ask = await start_cancel(chat, actions_by_name, "KM20261127005")
     assert await give_reason(chat, actions_by_name, ask, "Don't need it now") is None
+    await confirm_cancel(chat, actions_by_name)
     text = only(await chat.run(actions_by_name["action_submit_cancel"]))["text"]
     assert text == (
         "Order KM20261127005 is cancelled (reason: Don't need it now).\n"
@@ -446,6 +492,7 @@ async def test_an_unrecognised_reason_is_cancelled_as_other(
     chat.say("就是想取消", "out_of_scope")
     await chat.run(actions_by_name["validate_cancel_form"])
     assert chat.slots["cancel_reason"] == "other"
+    await confirm_cancel(chat, actions_by_name)
     await chat.run(actions_by_name["action_submit_cancel"])
     order = await platform.get_order("B1001", "KM20261127001")
     assert order.cancel is not None
@@ -500,6 +547,8 @@ async def test_an_order_past_cancelling_is_explained_and_the_form_ends(
         "order_problem": None,
         "cancel_reason": None,
         "cancel_decision": None,
+        "cancel_confirm": None,
+        "cancel_insisted": None,
         "current_order_id": order_id,
     }
     before = "delivered" if order_id == "KM20261127002" else "cancelled"
@@ -510,8 +559,10 @@ async def test_an_order_past_cancelling_is_explained_and_the_form_ends(
 async def test_an_order_delivered_while_the_buyer_was_deciding_is_not_cancelled(
     actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient, outcomes: CancellationOutcomes
 ) -> None:
-    chat = new_chat(slots={"order_id": "KM20261127002", "cancel_reason": "found_cheaper"})
-    chat.say("别家更便宜", "inform")
+    chat = new_chat(
+        slots={"order_id": "KM20261127002", "cancel_reason": "found_cheaper", "cancel_confirm": True}
+    )
+    chat.say("确认取消", "affirm")
     reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
     assert reply["text"] == "订单 KM20261127002 当前状态是「已到账」，已无法取消。"
     assert titles(reply) == ["转人工"]
@@ -541,6 +592,7 @@ async def test_a_paid_order_cancelled_in_english_says_where_the_money_goes(
     chat = new_chat("en")
     ask = await start_cancel(chat, actions_by_name, "KM20261127001")
     assert await give_reason(chat, actions_by_name, ask, "Found it cheaper") is None
+    await confirm_cancel(chat, actions_by_name)
     assert only(await chat.run(actions_by_name["action_submit_cancel"]))["text"] == (
         "Order KM20261127001 is cancelled (reason: Found it cheaper). The ¥6.00 you paid goes back to your payment "
         "method, usually within minutes.\nCancelled by mistake? Say 'restore my order' before 12:30."
@@ -565,7 +617,13 @@ async def test_outcomes_are_recorded_on_postgresql_too(
         )
         kept.say("那我再等等", "affirm")
         await kept.run(actions["action_submit_cancel"])
-        cancelled = new_chat(slots={"order_id": "KM20261127001", "cancel_reason": "merchant_out_of_stock"})
+        cancelled = new_chat(
+            slots={
+                "order_id": "KM20261127001",
+                "cancel_reason": "merchant_out_of_stock",
+                "cancel_confirm": True,
+            }
+        )
         cancelled.say("商家说没货", "inform")
         await cancelled.run(actions["action_submit_cancel"])
         escalated = new_chat(slots={"order_id": "KM20261127005", "cancel_reason": "payment_problem"})

@@ -109,6 +109,11 @@ async def test_a_valid_account_is_read_back_and_confirming_changes_it_on_the_pla
         "fix_confirm": None,
         "cancel_reason": None,
         "cancel_decision": None,
+        "cancel_confirm": None,
+        "cancel_insisted": None,
+        "flow_exit": None,
+        "repair_unclear": None,
+        "repair_prompt": None,
         "current_order_id": "KM20261127001",
     }
 

@@ -17,31 +17,32 @@ Actions = dict[str, Action]
 NewChat = Callable[..., Chat]
 
 SLA_DAY = {
-    "zh": "现在下单的承诺到账时间：\n"
-    "• 游戏点卡：5 分钟 内\n"
-    "• 会员：30 分钟 内\n"
-    "• 话费充值：10 分钟 内\n"
-    "• 话费充值（中国电信）：15 分钟 内\n"
-    "• 话费充值（中国移动）：10 分钟 内\n"
-    "• 话费充值（中国联通）：10 分钟 内\n"
+    "zh": "各类商品的承诺到账时间（以平台规则为准）：\n"
+    "• 游戏点卡：白天 5 分钟，夜间 23:00–07:00 5 分钟\n"
+    "• 会员：白天 30 分钟，夜间 23:00–07:00 30 分钟\n"
+    "• 话费充值：白天 10 分钟，夜间 23:00–07:00 30 分钟\n"
+    "• 话费充值（中国电信）：白天 15 分钟，夜间 23:00–07:00 45 分钟\n"
+    "• 话费充值（中国移动）：白天 10 分钟，夜间 23:00–07:00 30 分钟\n"
+    "• 话费充值（中国联通）：白天 10 分钟，夜间 23:00–07:00 30 分钟\n"
     "超过承诺时间未到账的订单，系统自动全额退款，原路退回。",
-    "en": "Promised arrival times for orders placed now:\n"
-    "• game card: within 5 min\n"
-    "• membership: within 30 min\n"
-    "• phone top-up: within 10 min\n"
-    "• phone top-up (中国电信): within 15 min\n"
-    "• phone top-up (中国移动): within 10 min\n"
-    "• phone top-up (中国联通): within 10 min\n"
+    "en": "Promised arrival times by product (the platform's rules):\n"
+    "• game card: daytime 5 min, at night (23:00-07:00) 5 min\n"
+    "• membership: daytime 30 min, at night (23:00-07:00) 30 min\n"
+    "• phone top-up: daytime 10 min, at night (23:00-07:00) 30 min\n"
+    "• phone top-up (China Telecom): daytime 15 min, at night (23:00-07:00) 45 min\n"
+    "• phone top-up (China Mobile): daytime 10 min, at night (23:00-07:00) 30 min\n"
+    "• phone top-up (China Unicom): daytime 10 min, at night (23:00-07:00) 30 min\n"
     "An order that misses its promised time is refunded in full automatically.",
 }
+# at night the night figures come first
 SLA_NIGHT_ZH = (
-    "现在下单的承诺到账时间：\n"
-    "• 游戏点卡：5 分钟 内\n"
-    "• 会员：30 分钟 内\n"
-    "• 话费充值：30 分钟 内\n"
-    "• 话费充值（中国电信）：45 分钟 内\n"
-    "• 话费充值（中国移动）：30 分钟 内\n"
-    "• 话费充值（中国联通）：30 分钟 内\n"
+    "各类商品的承诺到账时间（以平台规则为准）：\n"
+    "• 游戏点卡：夜间 23:00–07:00 5 分钟，白天 5 分钟\n"
+    "• 会员：夜间 23:00–07:00 30 分钟，白天 30 分钟\n"
+    "• 话费充值：夜间 23:00–07:00 30 分钟，白天 10 分钟\n"
+    "• 话费充值（中国电信）：夜间 23:00–07:00 45 分钟，白天 15 分钟\n"
+    "• 话费充值（中国移动）：夜间 23:00–07:00 30 分钟，白天 10 分钟\n"
+    "• 话费充值（中国联通）：夜间 23:00–07:00 30 分钟，白天 10 分钟\n"
     "超过承诺时间未到账的订单，系统自动全额退款，原路退回。"
 )
 GUARANTEE_TERMS = {
@@ -89,6 +90,33 @@ async def test_at_night_phone_top_ups_promise_longer(
     chat = new_chat()
     chat.say("半夜充话费要多久", "arrival_time")
     assert only(await chat.run(actions_by_name["action_arrival_time"]))["text"] == SLA_NIGHT_ZH
+
+
+@pytest.mark.parametrize(
+    ("text", "entities", "expected"),
+    [
+        (
+            "晚上充电信话费要多久啊",
+            [("carrier", "telecom"), ("time_of_day", "night"), ("product_kind", "phone_topup")],
+            "承诺到账时间（以平台规则为准）：\n• 话费充值（中国电信）：夜间 23:00–07:00 45 分钟，白天 15 分钟\n"
+            "超过承诺时间未到账的订单，系统自动全额退款，原路退回。",
+        ),
+        (
+            "会员一般多久开通",
+            [("product_kind", "membership")],
+            "承诺到账时间（以平台规则为准）：\n• 会员：白天 30 分钟，夜间 23:00–07:00 30 分钟\n"
+            "超过承诺时间未到账的订单，系统自动全额退款，原路退回。",
+        ),
+    ],
+    ids=["telecom-at-night", "memberships"],
+)
+async def test_a_general_question_is_answered_from_the_promise_table_not_about_the_last_order(
+    actions_by_name: Actions, new_chat: NewChat, text: str, entities: list[tuple[str, str]], expected: str
+) -> None:
+    """Issue 10: "晚上充电信话费要多久啊" was answered with the overdue status of the last discussed order."""
+    chat = new_chat(slots={"current_order_id": "KM20261127001"})
+    chat.say(text, "arrival_time", entities=[{"entity": name, "value": value} for name, value in entities])
+    assert only(await chat.run(actions_by_name["action_arrival_time"]))["text"] == expected
 
 
 async def test_an_unlinked_buyer_still_gets_the_general_answer(

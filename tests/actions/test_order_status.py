@@ -230,6 +230,13 @@ async def test_a_buyer_without_orders_is_asked_for_the_number(
     assert reply["buttons"] == []
 
 
+DID_YOU_MEAN = {
+    "zh": "没找到「KM20261127101」这个订单号，您是指下面这笔吗？",
+    "en": "I couldn't find 'KM20261127101'. Did you mean this order?",
+}
+NONE_OF_THESE = {"zh": "都不是", "en": "None of these"}
+
+
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
@@ -255,8 +262,10 @@ async def test_another_buyers_order_is_refused_as_not_found(
     )
     chat.activate("order_status_form")
     reply = only(await chat.run(actions_by_name["validate_order_status_form"]))
-    assert reply["text"] == expected
-    assert chat.returned_slots() == {"order_id": None}
+    # not theirs reads as not found; the buyer's own order one digit away is offered, nothing of the other
+    assert reply["text"] == DID_YOU_MEAN[language]
+    assert [b["title"] for b in reply["buttons"]] == ["KM20261127001", NONE_OF_THESE[language]]
+    assert chat.returned_slots() == {"order_id": None, "repair_prompt": "suggested"}
     assert chat.slots["requested_slot"] == "order_id"
     assert chat.slots["current_order_id"] is None
 

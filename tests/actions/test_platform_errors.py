@@ -44,6 +44,7 @@ PLATFORM_FREE = {
     "action_ask_cancel_reason",
     "action_ask_fix_field",
     "action_ask_payment_issue",
+    "action_bot_identity",
     "action_clarify",
     "action_out_of_scope",
     "action_validate_slot_mappings",
@@ -208,8 +209,10 @@ async def test_a_broken_outcome_store_does_not_stop_the_cancellation(
         actions = build(
             ActionDeps(platform=platform, outcomes=CancellationOutcomes(make_sessionmaker(engine)))
         )
-        chat = new_chat(slots={"order_id": "KM20261127001", "cancel_reason": "found_cheaper"})
-        chat.say("别家更便宜", "inform")
+        chat = new_chat(
+            slots={"order_id": "KM20261127001", "cancel_reason": "found_cheaper", "cancel_confirm": True}
+        )
+        chat.say("确认取消", "affirm")
         reply = only(await chat.run(actions["action_submit_cancel"]))
     finally:
         await engine.dispose()

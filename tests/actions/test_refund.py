@@ -38,7 +38,7 @@ async def ask_refund(chat: Chat, actions: Actions, order_id: str) -> dict[str, o
             "KM20261127001",
             "订单 KM20261127001 还在处理中（承诺到账：12:03 前（游戏点卡 5 分钟内），还剩约 3 分钟。）。"
             "两种选择：继续等待——超时会自动全额退款；或者取消订单，款项原路退回。",
-            ["/deny", "/cancel_order"],
+            ["/keep_order", "/cancel_order"],
         ),
         (
             "KM20261127002",
