@@ -112,7 +112,7 @@ async def test_the_reason_is_asked_with_all_twelve_reasons_as_buttons(
     assert titles(ask) == REASON_BUTTONS[language]
     # a tap sends the tag itself, never the label through the NLU
     assert [b["payload"] for b in ask["buttons"]] == [
-        '/inform{"cancel_reason":"%s"}' % tag for tag in REASON_TAGS
+        '/inform{"cancel_reason":"' + tag + '"}' for tag in REASON_TAGS
     ]
 
 
