@@ -12,6 +12,7 @@ from actions.base import ActionDeps, Events, PlatformAction, done, human_button
 from actions.context import language_of, latest_entity, normalise_order_id
 from actions.repair import FLOW_TARGETS
 from actions.texts import message
+from integrations.platform.models import Order
 
 CANCEL_SLOTS = ("cancel_reason", "cancel_decision", "cancel_confirm", "cancel_insisted")
 FIX_SLOTS = ("fix_field", "account", "region", "fix_confirm")
@@ -68,3 +69,13 @@ class FormSubmitAction(PlatformAction):
         if isinstance(flow_exit, str) and flow_exit:
             return await leave_form(flow_exit, dispatcher, tracker, self.deps)
         return await super().run(dispatcher, tracker, domain)
+
+
+async def escalate_late_refund(
+    deps: ActionDeps, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
+) -> Events:
+    """A refund past its due time is a broken promise: a person follows it up now (the answer said so)."""
+    from actions.escalation import ActionEscalate  # escalation builds on these helpers
+
+    tracker.slots.update({"escalation_reason": "refund_late", "current_order_id": order.order_id})
+    return await ActionEscalate(deps).run_now(dispatcher, tracker)

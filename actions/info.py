@@ -11,13 +11,14 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import BuyerNotLinked, Events, PlatformAction, Turn, done, human_button
 from actions.context import Language, latest_entity, normalise_order_id
-from actions.exits import FormSubmitAction
+from actions.exits import FormSubmitAction, escalate_late_refund
 from actions.order_status import (
     UNDELIVERED,
     _guarantee_lines,
     describe_order,
     money,
     promise_text,
+    refund_is_late,
 )
 from actions.texts import BUTTONS, KIND_LABELS, clock, message, minutes
 from integrations.platform.errors import NotFound, NotLinked
@@ -73,9 +74,15 @@ class ActionArrivalTime(PlatformAction):
                 lines += _guarantee_lines(order, language, self.deps.timezone) or [
                     message("sla_outro", language)
                 ]
+            late = refund_is_late(order)
             dispatcher.utter_message(
-                text=f"{order.order_id}: " + "\n".join(lines), buttons=[human_button(language)]
+                text=f"{order.order_id}: " + "\n".join(lines),
+                buttons=[] if late else [human_button(language)],
             )
+            if late:
+                return done(order.order_id) + await escalate_late_refund(
+                    self.deps, dispatcher, tracker, order
+                )
             return done(order.order_id)
         dispatcher.utter_message(
             text=await self._general_answer(tracker, language),
@@ -162,6 +169,10 @@ class ActionRefundGuarantee(PlatformAction):
                     )
                 ]
             dispatcher.utter_message(text="\n".join(lines))
+            if refund_is_late(order):
+                return done(order.order_id) + await escalate_late_refund(
+                    self.deps, dispatcher, tracker, order
+                )
             return done(order.order_id)
         if order is not None and order.refund_guarantee.status == "issued":
             dispatcher.utter_message(text="\n".join(_guarantee_lines(order, language, self.deps.timezone)))

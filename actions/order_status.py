@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import ActionDeps, AskAction, Events, Turn
 from actions.context import Language, normalise_order_id
-from actions.exits import FormSubmitAction
+from actions.exits import FormSubmitAction, escalate_late_refund
 from actions.texts import BUTTONS, clock, kind_label, message, minutes, state_label
 from integrations.platform.models import Order
 
@@ -85,10 +85,20 @@ def _promise_line(order: Order, language: Language, timezone: str, now: datetime
     return f"Promised by {promised} ({kind}: within {order.promised_minutes} min), about {left} min left."
 
 
+def refund_is_late(order: Order, now: datetime | None = None) -> bool:
+    """The guarantee's refund was due and has not been issued: never to be stated as still coming."""
+    guarantee = order.refund_guarantee
+    eta = guarantee.refund_eta
+    return guarantee.status != "issued" and eta is not None and eta < (now or datetime.now(UTC))
+
+
 def _guarantee_lines(order: Order, language: Language, timezone: str) -> list[str]:
     guarantee = order.refund_guarantee
     zh = language == "zh"
     amount = f"¥{guarantee.refund_amount or order.amount}"
+    if refund_is_late(order) and guarantee.refund_eta is not None:
+        due = clock(guarantee.refund_eta, timezone, language)
+        return [message("refund_overdue", language, order_id=order.order_id, due=due, amount=amount)]
     if guarantee.status == "issued":
         when = clock(guarantee.refunded_at, timezone, language) if guarantee.refunded_at else ""
         return [
@@ -170,7 +180,10 @@ class ActionOrderStatus(FormSubmitAction):
             buttons=next_step_buttons(order, turn.language),
         )
         # order_id is the form's question, asked afresh next time; current_order_id keeps the context
-        return [SlotSet("order_id", None), SlotSet("current_order_id", order.order_id)]
+        events = [SlotSet("order_id", None), SlotSet("current_order_id", order.order_id)]
+        if refund_is_late(order):
+            events += await escalate_late_refund(self.deps, dispatcher, tracker, order)
+        return events
 
 
 OrderFilter = Callable[[Order], bool]

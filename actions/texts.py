@@ -178,16 +178,16 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "en": "SMS codes usually arrive within a minute: check the phone number and your spam folder, request a new one after 60 s, or pay another way.",
     },
     "payment_gateway": {
-        "zh": "支付页面报错多是通道临时波动：请稍等 1-2 分钟重试，或换一种支付方式。只要没扣款就不会有损失；如果已经扣款，系统会在 5 分钟内自动确认或退回。",
-        "en": "A payment-page error is usually a brief gateway hiccup: retry in 1-2 minutes or use another method. Nothing is lost if you were not charged; if you were, it is confirmed or returned within 5 minutes.",
+        "zh": "支付页面报错多是通道临时波动：请稍等 1-2 分钟重试，或换一种支付方式。只要没扣款就不会有损失；如果已经扣款，请不要重复付款，等平台确认后订单会自动继续，没确认的话点下面转人工核实。",
+        "en": "A payment-page error is usually a brief gateway hiccup: retry in 1-2 minutes or use another method. Nothing is lost if you were not charged; if you were, do not pay again - the order continues once the platform confirms the payment, and a person can check it if it does not.",
     },
     "payment_charged_no_order": {
-        "zh": "扣款成功但订单没更新，一般是支付通知延迟：5 分钟内系统会自动确认订单；如果超过 5 分钟仍未确认，款项会自动原路退回。{order}",
-        "en": "Charged but the order did not update: the payment notice is delayed. The order is confirmed automatically within 5 minutes; otherwise the charge is returned automatically. {order}",
+        "zh": "扣款成功但订单没更新，一般是支付通知延迟：请不要重复付款，平台确认后订单会自动继续，我也会通知您。如果一直没确认，点下面转人工，客服会核实这笔扣款。{order}",
+        "en": "Charged but the order did not update: the payment notice is delayed. Please do not pay again - the order continues once the platform confirms it, and I'll tell you. If it is never confirmed, tap below and a person will check the charge. {order}",
     },
     "payment_other": {
-        "zh": "付款问题我记下了。常见情况：余额不足可充值后继续支付；验证码延迟请 60 秒后重新获取；支付页报错请换一种方式；已扣款但没订单会在 5 分钟内自动确认或退回。没解决的话点下面转人工。",
-        "en": "Noted. Usual fixes: top up and continue paying; request a new SMS code after 60 s; try another payment method; a charge without an order is confirmed or returned within 5 minutes. Still stuck? Tap below for a person.",
+        "zh": "付款问题我记下了。常见情况：余额不足可充值后继续支付；验证码延迟请 60 秒后重新获取；支付页报错请换一种方式；已扣款但订单没更新时不要重复付款，等平台确认。没解决的话点下面转人工。",
+        "en": "Noted. Usual fixes: top up and continue paying; request a new SMS code after 60 s; try another payment method; if you were charged but the order did not update, do not pay again and wait for the platform to confirm. Still stuck? Tap below for a person.",
     },
     "sla_intro": {
         "zh": "现在下单的承诺到账时间：",

@@ -48,7 +48,7 @@ DAY = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
 NIGHT = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)
 """01:30 China time (28 Nov): night SLAs for phone top-ups."""
 
-CLOCKED_MODULES = (actions.forms, actions.info, actions.order_status, actions.texts)
+CLOCKED_MODULES = (actions.forms, actions.info, actions.order_status, actions.texts, actions.escalation)
 
 
 class Clock:

@@ -211,11 +211,23 @@ async def test_an_overdue_order_gets_the_guarantee_with_its_arrival_time(
 ) -> None:
     chat = new_chat(slots={"current_order_id": "KM20261127004"})
     chat.say("怎么还没到", "arrival_time")
-    reply = only(await chat.run(actions_by_name["action_arrival_time"]))
+    reply, ticket, _ = await chat.run(actions_by_name["action_arrival_time"])
+    # the refund was due at 11:25 and it is 12:00: said to be late (not "预计 11:25 前到账"), and escalated
     assert reply["text"] == (
         "KM20261127004: 承诺到账：11:20 前（话费充值 10 分钟内），已超时 40 分钟。\n"
-        "按全额退款保障，超时未到账将自动全额退款 ¥49.80，预计 11:25 前到账，无需申请。您也可以继续等待到账。"
+        "订单 KM20261127004 的超时退款原定 11:25 前到账，现在已经晚了，这不应该发生。我已为您转人工跟进，¥49.80 的退款会优先处理。"
     )
+    assert ticket["text"].startswith("已为您转人工")
+
+
+async def test_a_refund_not_yet_due_is_stated_with_its_due_time(
+    actions_by_name: Actions, new_chat: NewChat, clock: Clock
+) -> None:
+    clock.advance(-38 * 60)  # 11:22 in Shanghai: the refund is due at 11:25
+    chat = new_chat(slots={"current_order_id": "KM20261127004"})
+    chat.say("怎么还没到", "arrival_time")
+    reply = only(await chat.run(actions_by_name["action_arrival_time"]))
+    assert "预计 11:25 前到账" in reply["text"]
 
 
 async def test_a_delivered_order_says_when_it_arrived(actions_by_name: Actions, new_chat: NewChat) -> None:
@@ -435,21 +447,22 @@ PAYMENT_CASES = [
         "zh",
         "gateway",
         "支付页面报错多是通道临时波动：请稍等 1-2 分钟重试，或换一种支付方式。只要没扣款就不会有损失；"
-        "如果已经扣款，系统会在 5 分钟内自动确认或退回。",
+        "如果已经扣款，请不要重复付款，等平台确认后订单会自动继续，没确认的话点下面转人工核实。",
     ),
     (
         "Payment page error",
         "en",
         "gateway",
         "A payment-page error is usually a brief gateway hiccup: retry in 1-2 minutes or use another method. "
-        "Nothing is lost if you were not charged; if you were, it is confirmed or returned within 5 minutes.",
+        "Nothing is lost if you were not charged; if you were, do not pay again - the order continues once the "
+        "platform confirms the payment, and a person can check it if it does not.",
     ),
     (
         "付不了款啊啊啊",
         "zh",
         "other",
         "付款问题我记下了。常见情况：余额不足可充值后继续支付；验证码延迟请 60 秒后重新获取；支付页报错请换一种方式；"
-        "已扣款但没订单会在 5 分钟内自动确认或退回。没解决的话点下面转人工。",
+        "已扣款但订单没更新时不要重复付款，等平台确认。没解决的话点下面转人工。",
     ),
 ]
 
@@ -496,7 +509,8 @@ async def test_charged_without_an_order_names_the_order_in_context(
     chat.say("扣款了但没订单" if language == "zh" else "Charged, no order", "payment_problem")
     text = only(await chat.run(actions_by_name["action_payment_guidance"]))["text"]
     if language == "zh":
-        assert text.startswith("扣款成功但订单没更新，一般是支付通知延迟：5 分钟内系统会自动确认订单")
+        assert text.startswith("扣款成功但订单没更新，一般是支付通知延迟：请不要重复付款")
     else:
         assert text.startswith("Charged but the order did not update: the payment notice is delayed.")
-    assert text.endswith(note or "原路退回。")
+    assert text.endswith(note or "客服会核实这笔扣款。")
+    assert "5 分钟" not in text and "5 minutes" not in text  # no rule the platform does not state
