@@ -9,11 +9,12 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import Events, Turn, done, human_button
+from actions.base import ActionDeps, Events, Turn, done, human_button
 from actions.context import Language
 from actions.escalation import ActionEscalate
-from actions.exits import CANCEL_SLOTS, FIX_SLOTS, REPAIR_SLOTS, FormSubmitAction
-from actions.order_status import UNDELIVERED, describe_order, money, promise_text
+from actions.exits import CANCEL_SLOTS, FIX_SLOTS, REPAIR_SLOTS, FormSubmitAction, escalate_late_refund
+from actions.forms import SAVEABLE_REASONS
+from actions.order_status import UNDELIVERED, describe_order, money, promise_text, refund_is_late
 from actions.texts import (
     ACCOUNT_WHAT,
     BUTTONS,
@@ -47,6 +48,8 @@ class ActionSubmitCancel(FormSubmitAction):
         raw_tag = tracker.get_slot("cancel_reason") or "other"
         tag: CancelReasonTag = raw_tag if raw_tag in CANCEL_REASON_TAGS else "other"
         decision = tracker.get_slot("cancel_decision")
+        # the save offer is asked only for saveable reasons (the operators' funnel counts offers)
+        offered = tracker.get_slot("cancel_reason") in SAVEABLE_REASONS
         confirmed = (
             tracker.get_slot("cancel_confirm") is True
             or decision == "cancel"
@@ -56,7 +59,7 @@ class ActionSubmitCancel(FormSubmitAction):
             decision not in ("fix_account", "fix_region") and not confirmed
         ):
             # never cancel without a clear yes: anything short of one keeps the order
-            await self._record(turn, order_id, tag, "saved", "kept")
+            await self._record(turn, order_id, tag, "saved", "kept", offered=offered)
             key = (
                 "kept"
                 if decision == "keep" or tracker.get_slot("cancel_confirm") is False
@@ -65,7 +68,7 @@ class ActionSubmitCancel(FormSubmitAction):
             dispatcher.utter_message(text=message(key, turn.language, order_id=order_id))
             return done(order_id, *CANCEL_SLOTS, *REPAIR_SLOTS)
         if decision in ("fix_account", "fix_region"):
-            await self._record(turn, order_id, tag, "saved", decision)
+            await self._record(turn, order_id, tag, "saved", decision, offered=offered)
             field = "account" if decision == "fix_account" else "region"
             # order_id stays for the fix form that follows (rule); cancel_decision is set again for that rule
             return [
@@ -75,7 +78,7 @@ class ActionSubmitCancel(FormSubmitAction):
                 SlotSet("fix_confirm", None),
                 SlotSet("requested_slot", None),
             ]
-        return await self._cancel(dispatcher, tracker, turn, order_id, tag)
+        return await self._cancel(dispatcher, tracker, turn, order_id, tag, offered)
 
     async def _cancel(
         self,
@@ -84,6 +87,7 @@ class ActionSubmitCancel(FormSubmitAction):
         turn: Turn,
         order_id: str,
         tag: CancelReasonTag,
+        offered: bool,
     ) -> Events:
         language = turn.language
         try:
@@ -112,7 +116,7 @@ class ActionSubmitCancel(FormSubmitAction):
             )
             dispatcher.utter_message(text=text, buttons=[human_button(language)])
             return done(order_id, *CANCEL_SLOTS, *REPAIR_SLOTS)
-        await self._record(turn, order_id, tag, "cancelled", tag)
+        await self._record(turn, order_id, tag, "cancelled", tag, order=order, offered=offered)
         reason = CANCEL_REASON_LABELS[tag][language]
         refund = message("cancel_refund_paid", language, amount=money(order)) if order.paid_at else ""
         if (
@@ -135,22 +139,53 @@ class ActionSubmitCancel(FormSubmitAction):
         dispatcher.utter_message(text=text)
         return done(order_id, *CANCEL_SLOTS, *REPAIR_SLOTS)
 
-    async def _record(self, turn: Turn, order_id: str, tag: str, outcome: str, detail: str) -> None:
-        if self.deps.outcomes is None:
-            return
-        try:
-            await self.deps.outcomes.record(
-                Outcome(
-                    conversation_id=turn.conversation_id,
-                    buyer_id=await turn.buyer_id(),
-                    order_id=order_id,
-                    reason_tag=tag,
-                    outcome=outcome,
-                    detail=detail,
-                )
+    async def _record(
+        self,
+        turn: Turn,
+        order_id: str,
+        tag: str,
+        outcome: str,
+        detail: str,
+        *,
+        order: Order | None = None,
+        offered: bool = False,
+    ) -> None:
+        await record_outcome(self.deps, turn, order_id, tag, outcome, detail, order=order, offered=offered)
+
+
+async def record_outcome(
+    deps: ActionDeps,
+    turn: Turn,
+    order_id: str,
+    tag: str,
+    outcome: str,
+    detail: str,
+    *,
+    order: Order | None = None,
+    offered: bool = False,
+) -> None:
+    """One row of the operators' cancellation funnel, with the order's merchant and product kind."""
+    if deps.outcomes is None:
+        return
+    try:
+        if order is None:
+            order = await turn.order(order_id)
+        await deps.outcomes.record(
+            Outcome(
+                conversation_id=turn.conversation_id,
+                buyer_id=await turn.buyer_id(),
+                order_id=order_id,
+                reason_tag=tag,
+                outcome=outcome,
+                detail=detail,
+                merchant_id=order.merchant.merchant_id,
+                product_kind=order.product.kind,
+                language=turn.language,
+                offered=offered,
             )
-        except Exception:  # the buyer's request matters more than the statistics
-            log.exception("could not record the cancellation outcome of %s", order_id)
+        )
+    except Exception:  # the buyer's request matters more than the statistics
+        log.exception("could not record the cancellation outcome of %s", order_id)
 
 
 class ActionSubmitFix(FormSubmitAction):
@@ -261,11 +296,24 @@ class ActionSubmitRestore(FormSubmitAction):
                 buttons=[human_button(language)],
             )
             return done(order_id, "restore_confirm")
+        await record_outcome(
+            self.deps, turn, order_id, await self._cancel_tag(order), "restored", "restored", order=order
+        )
         promise = promise_text(order, language, self.deps.timezone)
         dispatcher.utter_message(
             text=message("restored", language, order_id=order_id, state=state, promise=promise)
         )
         return done(order_id, "restore_confirm")
+
+    async def _cancel_tag(self, order: Order) -> str:
+        """Why the restored order had been cancelled: the platform's tag, else the bot's own record."""
+        if order.cancel is not None:
+            return order.cancel.tag
+        if self.deps.outcomes is not None:
+            for row in reversed(await self.deps.outcomes.for_order(order.order_id)):
+                if row.outcome == "cancelled":
+                    return row.reason_tag
+        return "other"
 
 
 class ActionSubmitRefund(FormSubmitAction):
@@ -289,6 +337,8 @@ class ActionSubmitRefund(FormSubmitAction):
             )
         elif order.state in UNDELIVERED and order.overdue_minutes > 0:
             dispatcher.utter_message(text=describe_order(order, language, self.deps.timezone))
+            if refund_is_late(order):
+                return done(order_id) + await escalate_late_refund(self.deps, dispatcher, tracker, order)
         elif order.state in UNDELIVERED:
             promise = promise_text(order, language, self.deps.timezone)
             dispatcher.utter_message(

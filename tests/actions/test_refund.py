@@ -67,12 +67,23 @@ async def test_a_refund_request_is_answered_by_the_orders_state(
 async def test_an_overdue_order_is_shown_with_its_automatic_refund(
     actions_by_name: Actions, new_chat: NewChat
 ) -> None:
-    reply = await ask_refund(new_chat("en"), actions_by_name, "KM20261127004")
+    chat = new_chat("en")
+    chat.say(
+        "KM20261127004 refund now",
+        "request_refund",
+        entities=[{"entity": "order_id", "value": "KM20261127004"}],
+    )
+    chat.activate("refund_form")
+    await chat.run(actions_by_name["validate_refund_form"])
+    reply, ticket, _ = await chat.run(actions_by_name["action_submit_refund"])
+    # the automatic refund was due at 11:25 and it is 12:00: late, said so, and a person follows it up
     assert reply["text"] == (
         "Order KM20261127004 (中国联通 话费 50 元)\nStatus: being processed\n"
         "Promised by 11:20 (phone top-up: within 10 min) - now 40 min late.\n"
-        "Under the full-refund guarantee, ¥49.80 is refunded automatically, expected by 11:25; no request needed."
+        "The refund for order KM20261127004 was due by 11:25 and is late - that should not happen. I've asked a "
+        "person to follow up; your ¥49.80 refund gets priority."
     )
+    assert ticket["text"].startswith("A person is on the way")
 
 
 async def test_a_failed_order_gets_a_refund_request_on_the_platform(
