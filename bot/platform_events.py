@@ -368,15 +368,15 @@ class _Composer:
         if self.zh:
             text = (
                 f"⏳ 订单 {oid}（{name}，{amount}）的付款已提交 {_minutes(waited, 'zh')}，平台仍在核实确认，"
-                "请不要重复付款。\n您的钱不会丢失：确认后订单立即开始处理；如果最终无法确认，扣款会自动原路退回。"
+                "请不要重复付款。\n确认后订单立即开始处理；如果一直没有确认，点下面转人工，客服会核实这笔扣款。"
                 "\n需要帮助可以点下面的按钮 👇"
             )
         else:
             text = (
                 f"⏳ Your payment for order {oid} ({name}, {amount}) was submitted {_minutes(waited, 'en')} "
-                "ago and the platform is still confirming it - please do not pay again.\nYour money is safe: "
-                "once confirmed, the order starts at once; if it cannot be confirmed, the charge is returned "
-                "automatically.\nNeed help? Tap below 👇"
+                "ago and the platform is still confirming it - please do not pay again.\nOnce confirmed, the order "
+                "starts at once; if it is never confirmed, tap below and a person will check the charge.\n"
+                "Need help? Tap below 👇"
             )
         return BuyerNotice(text, self.keyboard([_PAYMENT_PROBLEM, _HANDOFF], order.order_id))
 

@@ -590,7 +590,8 @@ def test_payment_stalled_reassures_and_offers_payment_help_or_a_person() -> None
     )
     text, buttons = compose("order.payment_stalled", order=stalled)
     assert "KM20261127007" in text and "¥49.50" in text and "已提交 5 分钟" in text
-    assert "请不要重复付款" in text and "自动原路退回" in text
+    assert "请不要重复付款" in text and "转人工" in text
+    assert "自动原路退回" not in text  # no rule the platform contract does not state (issue 10)
     assert buttons == [
         ("付款问题", 'p:/payment_problem{"order_id":"KM20261127007"}'),
         ("转人工", 'p:/human_handoff{"order_id":"KM20261127007"}'),
