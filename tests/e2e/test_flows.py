@@ -122,8 +122,11 @@ async def test_cancellation_with_a_reason_that_is_not_saveable(
 ) -> None:
     order_id = (await new_order(stack))["order_id"]
     user = buyer(telegram)
-    ask = await say(telegram, user, f"订单{order_id}不要了，帮我取消", has("为什么要取消", order_id))
-    await press(telegram, user, ask, "别家更便宜", has("已为您取消订单", order_id))
+    ask = await say(telegram, user, f"帮我取消订单{order_id}", has("为什么要取消", order_id))
+    read_back = await press(telegram, user, ask, "别家更便宜", has("请确认：取消订单", order_id))
+    # nothing is cancelled before the read-back is answered yes
+    assert (await get_order(stack, order_id))["state"] != "cancelled"
+    await press(telegram, user, read_back, "确认取消", has("已为您取消订单", order_id))
 
     order = await get_order(stack, order_id)
     assert order["state"] == "cancelled"
