@@ -14,7 +14,6 @@ from actions.context import latest_entity
 from actions.info import context_order
 from actions.texts import BUTTONS, INTENT_LABELS, message, minutes
 from integrations.platform.errors import PlatformError
-from integrations.platform.models import Escalation
 from integrations.storage.repositories import Outcome
 
 log = logging.getLogger(__name__)
@@ -102,26 +101,13 @@ class ActionEscalate(PlatformAction):
             reason == "human_request" and self._after_a_miss_answer(tracker)
         ):
             reason = "not_understood"
-        open_ticket = await self._open_ticket(buyer_id, order.order_id if order else None)
-        if open_ticket is not None:  # one open ticket per buyer and order: the new request joins it
-            who = message("who_merchant" if open_ticket.merchant_id else "who_agent", language)
-            dispatcher.utter_message(
-                text=message("ticket_reused", language, ticket=open_ticket.escalation_id, who=who)
-            )
-            dispatcher.utter_message(
-                json_message={
-                    "handoff": {"escalation_id": open_ticket.escalation_id, "order_id": open_ticket.order_id}
-                }
-            )
-            return done(
-                order.order_id if order else None, "cancel_reason", "cancel_decision", "escalation_reason"
-            )
         try:
             ticket = await self.deps.platform.create_escalation(
                 buyer_id=buyer_id,
                 reason=reason,
                 summary=conversation_summary(tracker),
                 order_id=order.order_id if order else None,
+                accuses_merchant=reason == "merchant_fault",
                 idempotency_key=turn.idempotency_key("escalate"),
             )
         except PlatformError as exc:
@@ -130,7 +116,9 @@ class ActionEscalate(PlatformAction):
             return []
         await self._record_cancel_escalation(tracker, turn, buyer_id)
         who = message("who_merchant" if ticket.merchant_id else "who_agent", language)
-        dispatcher.utter_message(text=message("escalated", language, ticket=ticket.escalation_id, who=who))
+        # one open ticket per buyer and order: a new request is added to it, and the buyer is told so
+        key = "ticket_reused" if ticket.appended else "escalated"
+        dispatcher.utter_message(text=message(key, language, ticket=ticket.escalation_id, who=who))
         # a machine-readable note for the bot's handoff relay (it is not shown to the buyer)
         dispatcher.utter_message(
             json_message={"handoff": {"escalation_id": ticket.escalation_id, "order_id": ticket.order_id}}
@@ -138,13 +126,6 @@ class ActionEscalate(PlatformAction):
         return done(
             order.order_id if order else None, "cancel_reason", "cancel_decision", "escalation_reason"
         )
-
-    async def _open_ticket(self, buyer_id: str, order_id: str | None) -> Escalation | None:
-        try:
-            tickets = await self.deps.platform.list_escalations(buyer_id=buyer_id, limit=20)
-        except PlatformError:
-            return None
-        return next((t for t in tickets if t.state in OPEN_TICKET_STATES and t.order_id == order_id), None)
 
     @staticmethod
     def _after_a_miss_answer(tracker: Tracker) -> bool:
