@@ -6,10 +6,16 @@ and is processed again, in order, once the store is back. The buyer is never tol
 
 from __future__ import annotations
 
+from asyncpg.exceptions import (  # type: ignore[import-untyped]
+    ConnectionDoesNotExistError,
+    OperatorInterventionError,
+    PostgresConnectionError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     RedisConnectionError,
@@ -17,6 +23,12 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     RedisReadOnlyError,
     OperationalError,
     InterfaceError,
+    DisconnectionError,
+    PoolTimeoutError,
+    # PostgreSQL starting up or recovering ("not yet accepting connections"), a dropped connection
+    PostgresConnectionError,
+    ConnectionDoesNotExistError,
+    OperatorInterventionError,  # "not yet accepting connections", admin or crash shutdown
     ConnectionError,  # the builtin: refused/reset sockets from drivers that do not wrap them
 )
 
@@ -33,7 +45,9 @@ def is_outage(error: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, (StoreUnavailable, *_OUTAGE_TYPES)):
             return True
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
+        if isinstance(current, DBAPIError) and (
+            current.connection_invalidated or isinstance(current.orig, _OUTAGE_TYPES)
+        ):
             return True
         current = current.__cause__ or current.__context__
     return False

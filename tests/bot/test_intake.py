@@ -351,3 +351,17 @@ async def test_two_replicas_share_one_telegram_budget(redis: Redis) -> None:
     await asyncio.gather(*(send(budget) for budget in replicas))
     assert len(times) == 10
     assert sorted(times)[5] >= 0.45  # the 6th send waited for the window shared by both replicas
+
+
+def test_postgres_recovering_after_a_crash_counts_as_an_outage() -> None:
+    """Found by make chaos: asyncpg's "not yet accepting connections" came wrapped in a bare DBAPIError."""
+    from asyncpg.exceptions import CannotConnectNowError
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.outage import is_outage
+
+    cause = CannotConnectNowError("the database system is not yet accepting connections")
+    wrapped = DBAPIError("connect", None, cause)
+    wrapped.__cause__ = cause
+    assert is_outage(wrapped)
+    assert not is_outage(ValueError("a bug"))
