@@ -8,10 +8,10 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import AskAction, Events, Turn
+from actions.base import AskAction, Events, Turn, human_button
 from actions.context import Language
 from actions.forms import confirm_buttons
-from actions.order_status import money, promise_text
+from actions.order_status import guarantee_lines, money, promise_text, refund_is_late
 from actions.texts import (
     ACCOUNT_WHAT,
     BUTTONS,
@@ -70,6 +70,16 @@ class ActionAskCancelDecision(AskAction):
         elif reason == "wrong_region":
             text = message("offer_fix_region", language, state=state)
             buttons = [{"title": BUTTONS["fix_region"][language], "payload": "/wrong_region"}, cancel]
+        elif reason == "arrival_too_slow" and order.overdue_minutes > 0:
+            # already late: the guarantee as the platform has it now (refund due, or late and followed up)
+            lines = [promise_text(order, language, self.deps.timezone)]
+            if refund_is_late(order) and order.refund_guarantee.refund_eta is not None:
+                due = clock(order.refund_guarantee.refund_eta, self.deps.timezone, language)
+                lines.append(message("refund_overdue_plain", language, due=due, amount=money(order)))
+            else:
+                lines += guarantee_lines(order, language, self.deps.timezone)
+            text = "\n".join([*lines, message("offer_wait_overdue", language)])
+            buttons = [keep, cancel, human_button(language)]
         elif reason == "arrival_too_slow":
             promise = promise_text(order, language, self.deps.timezone)
             text = message("offer_wait", language, promise=promise, amount=money(order))

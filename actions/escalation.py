@@ -10,8 +10,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import Events, PlatformAction, Turn, done, human_button
-from actions.context import latest_entity
 from actions.info import context_order
+from actions.repair import Turn as ReadTurn
 from actions.texts import BUTTONS, INTENT_LABELS, message, minutes
 from integrations.platform.errors import PlatformError
 from integrations.storage.repositories import Outcome
@@ -60,7 +60,7 @@ def conversation_summary(tracker: Tracker, limit: int = 8) -> str:
 def accuses_merchant(tracker: Tracker) -> bool:
     """The buyer says the seller acted in bad faith or had no stock: agents decide, not that seller."""
     return (
-        latest_entity(tracker, "cancel_reason") in MERCHANT_FAULT
+        ReadTurn.of(tracker).entities.get("cancel_reason") in MERCHANT_FAULT
         or tracker.get_slot("escalation_reason") == "merchant_fault"
         or tracker.get_slot("cancel_reason") in MERCHANT_FAULT
     )

@@ -55,6 +55,8 @@ REASON_BY_INTENT = {
     "merchant_rating": "merchant_malicious",
     "restore_order": "user_mistake",
 }
+# Slots an extractor sets beside the one asked for ("就是要取消" → cancel_insisted, a new account with the offer)
+SIDE_SLOTS = ("cancel_insisted", "cancel_decision", "cancel_confirm", "account", "region")
 # Slots a form's answers depend on: cleared when the buyer switches the form to another order.
 ORDER_DEPENDENT = ("account", "region", "fix_confirm", "restore_confirm", "cancel_decision", "cancel_confirm")
 PHONE = re.compile(r"^1[3-9]\d{9}$")
@@ -159,7 +161,16 @@ class RepairingForm(FormValidationAction):  # type: ignore[misc]
         new_order = normalise_order_id(turn.entities.get("order_id"))
         if slot != "order_id" and new_order and new_order != tracker.get_slot("current_order_id"):
             return await self._switch_order(dispatcher, tracker, domain, new_order)
-        return list(await super().run(dispatcher, tracker, domain))
+        before = dict(tracker.slots)
+        events = list(await super().run(dispatcher, tracker, domain))
+        # rasa_sdk returns only the slots of required_slots; keep what our extractors set beside the answer
+        returned = {event.get("name") for event in events}
+        kept = [
+            SlotSet(name, tracker.slots.get(name))
+            for name in SIDE_SLOTS
+            if name not in returned and tracker.slots.get(name) != before.get(name)
+        ]
+        return kept + events
 
     async def _switch_order(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], order_id: str

@@ -85,6 +85,11 @@ def _promise_line(order: Order, language: Language, timezone: str, now: datetime
     return f"Promised by {promised} ({kind}: within {order.promised_minutes} min), about {left} min left."
 
 
+def guarantee_lines(order: Order, language: Language, timezone: str) -> list[str]:
+    """The refund guarantee of this order as the platform states it now."""
+    return _guarantee_lines(order, language, timezone)
+
+
 def refund_is_late(order: Order, now: datetime | None = None) -> bool:
     """The guarantee's refund was due and has not been issued: never to be stated as still coming."""
     guarantee = order.refund_guarantee

@@ -87,6 +87,10 @@ class Turn:
             name, value = item.get("entity"), item.get("value")
             if isinstance(name, str) and isinstance(value, str) and name not in entities:
                 entities[name] = value
+        # the reason classifier's reading (nlu/kmbot_nlu/reasons.py); a button's reason entity wins
+        reason = latest.get("cancel_reason")
+        if isinstance(reason, dict) and isinstance(reason.get("value"), str):
+            entities.setdefault("cancel_reason", reason["value"])
         return cls(
             intent=str(intent.get("name") or "nlu_fallback"),
             confidence=float(intent.get("confidence") or 0.0),

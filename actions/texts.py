@@ -274,6 +274,14 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "zh": "取消后已付的 {amount} 原路退回。",
         "en": " The {amount} you paid goes back to your payment method.",
     },
+    "refund_overdue_plain": {
+        "zh": "超时退款 {amount} 原定 {due} 前到账，现在已经晚了，可以点「转人工」让客服马上跟进。",
+        "en": "The {amount} refund was due by {due} and is late; tap 'Talk to a person' to have it followed up now.",
+    },
+    "offer_wait_overdue": {
+        "zh": "不取消也不会有损失。要继续等待吗？",
+        "en": "Keeping the order costs you nothing. Keep waiting?",
+    },
     "kept_undecided": {
         "zh": "我先为您保留订单 {order_id}，它会继续处理。如果还是想取消，直接说「取消订单」就行。",
         "en": "I'll keep order {order_id} for now; it goes on being processed. If you still want to cancel, just say 'cancel my order'.",

@@ -300,6 +300,9 @@ def prediction_from_parse(parsed: dict[str, Any]) -> Prediction:
         raw.append((name, text[start:end] if isinstance(start, int) and isinstance(end, int) else str(value)))
         if name in LABELLED_ENTITIES and value is not None and str(value) not in entities[name]:
             entities[name].append(str(value))
+    reading = parsed.get("cancel_reason")  # the reason classifier's own field (nlu/kmbot_nlu/reasons.py)
+    if isinstance(reading, dict) and reading.get("value") is not None:
+        reason = reason or str(reading["value"])
     return Prediction(
         intent=str(intent.get("name")),
         confidence=float(intent.get("confidence") or 0.0),

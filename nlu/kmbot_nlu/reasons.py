@@ -4,8 +4,10 @@ A cancel reason is a property of the whole sentence ("别家便宜好几块", "I
 span, so it is read by a classifier rather than tagged token by token. The component is trained with the rest of
 the model from its own data (``nlu/reasons/*.yml``: whole buyer messages per tag, plus ``none`` for messages
 that give no reason) and adds a ``cancel_reason`` entity whose value is the tag, with the probability as its
-confidence. Messages that carry no reason, or whose best tag is not probable enough, get no entity: the dialogue
-then asks. Character n-grams (1-3, within words) carry typos, homophones and mixed Chinese/English; long digit
+confidence. Messages that carry no reason, or whose best tag is not probable enough, get none: the dialogue
+then asks. The tag is written to the parse result's own ``cancel_reason`` field (``{"value", "confidence"}``),
+not to ``entities``: a reason is a property of the whole message, and a whole-message entity would overlap the
+order ids and accounts tagged inside it (a button still sends ``cancel_reason`` as an entity). Character n-grams (1-3, within words) carry typos, homophones and mixed Chinese/English; long digit
 runs (order ids, phone numbers) are reduced to their shape so they never decide a reason.
 """
 
@@ -24,7 +26,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -89,7 +91,7 @@ def build_pipeline(c: float = 4.0) -> Pipeline:
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
 class CancelReasonClassifier(GraphComponent, EntityExtractorMixin):
-    """Adds a ``cancel_reason`` entity (value: one of the 12 tags) to messages that state why to cancel."""
+    """Adds ``cancel_reason`` (one of the 12 tags) to the parse result of messages that state why to cancel."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -187,15 +189,12 @@ class CancelReasonClassifier(GraphComponent, EntityExtractorMixin):
             tag, probability = self.predict(text)
             if tag == NO_REASON or probability < self._config["threshold"]:
                 continue
-            entity = {
-                "entity": ENTITY,
+            reading = {
                 "value": tag,
-                "start": 0,
-                "end": len(text),
                 "confidence": round(probability, 4),
                 "extractor": self.__class__.__name__,
             }
-            message.set(ENTITIES, [*message.get(ENTITIES, []), entity], add_to_output=True)
+            message.set(ENTITY, reading, add_to_output=True)
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:

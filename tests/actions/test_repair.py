@@ -422,3 +422,43 @@ async def test_a_complaint_accusing_the_merchant_is_marked_for_platform_agents(
     await chat.run(actions_by_name["action_escalate"])
     (ticket,) = await platform.list_escalations(buyer_id="B1001")
     assert ticket.reason == "merchant_fault"
+
+
+async def test_cancel_said_again_at_the_reason_question_cancels_without_a_read_back(
+    actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
+) -> None:
+    """Said twice, unambiguously: the insistence must survive rasa_sdk's filtering of extracted slots."""
+    chat = new_chat()
+    chat.say("取消订单 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    chat.say("别问了 就是要取消", "cancel_order")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.returned_slots()["cancel_insisted"] is True
+    assert chat.active_loop is None
+    reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
+    assert reply["text"].startswith("已为您取消订单 KM20261127001（原因：其他原因）")
+    assert (await platform.get_order("B1001", "KM20261127001")).state == "cancelled"
+
+
+async def test_the_classifiers_reason_is_read_from_its_own_parse_field(
+    actions_by_name: Actions, new_chat: NewChat
+) -> None:
+    """The reason classifier writes `cancel_reason` beside the entities (a whole-message span would overlap)."""
+    chat = new_chat()
+    chat.say("KM20261127001 别家便宜好几块 取消", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.latest_message["cancel_reason"] = {"value": "found_cheaper", "confidence": 0.8}
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["cancel_reason"] == "found_cheaper"
+    assert chat.slots["requested_slot"] == "cancel_confirm"
+
+
+async def test_the_wait_offer_on_a_late_order_states_the_late_refund_as_late(
+    actions_by_name: Actions, new_chat: NewChat
+) -> None:
+    chat = new_chat()
+    offer = await cancel_until_offer(chat, actions_by_name, "KM20261127004", "arrival_too_slow")
+    assert "原定 11:25 前到账，现在已经晚了" in offer["text"]
+    assert "预计" not in offer["text"]
+    assert [b["payload"] for b in offer["buttons"]] == ["/keep_order", "/cancel_order", "/human_handoff"]
