@@ -40,6 +40,9 @@ FLOW_ACTIONS = (
     "action_merchant_rating",
     "action_escalate",
     "action_clarify",
+    "action_bot_identity",
+    "action_handoff_wait",
+    "action_keep_order",
 )
 
 
