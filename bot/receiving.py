@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiogram import Bot
+from aiogram.client.default import Default
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter
 from aiogram.methods import GetUpdates
 from aiohttp import web
@@ -36,9 +37,31 @@ Put = Callable[[Mapping[str, Any]], Awaitable[bool]]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
+def _unset_default(value: Any) -> Any:
+    """aiogram marks bot-side defaults (``parse_mode``, link previews…) with ``Default``: not Telegram data."""
+    if isinstance(value, Default):
+        return None
+    raise TypeError(f"cannot serialise {type(value).__name__} in an update")
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
 def update_json(update: Any) -> dict[str, Any]:
-    """An aiogram ``Update`` as Telegram's JSON (field aliases such as ``from``, no nulls)."""
-    data: dict[str, Any] = update.model_dump(mode="json", exclude_none=True, by_alias=True)
+    """An aiogram ``Update`` as Telegram's JSON (field aliases such as ``from``, no nulls).
+
+    A callback query carries the bot's own message, whose unset fields hold aiogram's ``Default`` markers; they
+    are dropped (serialising them used to stop the poller at the first button press)."""
+    data: dict[str, Any] = _without_nulls(
+        update.model_dump(
+            mode="json", exclude_none=True, by_alias=True, fallback=_unset_default, warnings=False
+        )
+    )
     return data
 
 
