@@ -65,12 +65,6 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 ID_LIKE = re.compile(r"[kK][mM][\s\-#]*[0-9OoIlL\s\-]{8,18}|\b[0-9OoIlL]{10,15}\b")
 
 
-def latest_intent(tracker: Tracker) -> str | None:
-    intent = (tracker.latest_message or {}).get("intent") or {}
-    name = intent.get("name")
-    return name if isinstance(name, str) else None
-
-
 def reason_tag(turn: Turn) -> str:
     """The cancel reason of a message: the classifier's entity (or a button's), else by intent, else other."""
     tag = turn.entities.get("cancel_reason")
