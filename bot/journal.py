@@ -108,9 +108,26 @@ def content_fingerprint(method: TelegramMethod[Any]) -> str:
 
 
 def method_json(method: TelegramMethod[Any]) -> str:
-    """The method's own fields as JSON; fields left to the bot's defaults stay defaults on replay."""
-    defaults = {name for name in type(method).model_fields if isinstance(getattr(method, name), Default)}
-    return method.model_dump_json(exclude_none=True, exclude=defaults)
+    """The method's own fields as JSON; fields left to the bot's defaults stay defaults on replay, also
+    inside nested objects (``ReplyParameters.quote_parse_mode``, a link preview's options)."""
+    return method.model_dump_json(exclude_none=True, exclude=_defaults_of(method))
+
+
+def _defaults_of(value: Any) -> dict[Any, Any] | None:
+    """pydantic's nested ``exclude`` for every ``Default`` placeholder in ``value``, or None if it has none."""
+    if isinstance(value, BaseModel):
+        fields: dict[Any, Any] = {}
+        for name in type(value).model_fields:
+            field = getattr(value, name, None)
+            if isinstance(field, Default):
+                fields[name] = True
+            elif (nested := _defaults_of(field)) is not None:
+                fields[name] = nested
+        return fields or None
+    if isinstance(value, list | tuple):
+        items = {index: nested for index, item in enumerate(value) if (nested := _defaults_of(item))}
+        return items or None
+    return None
 
 
 def method_from_json(name: str, data: str) -> TelegramMethod[Any]:

@@ -365,3 +365,23 @@ def test_postgres_recovering_after_a_crash_counts_as_an_outage() -> None:
     wrapped.__cause__ = cause
     assert is_outage(wrapped)
     assert not is_outage(ValueError("a bug"))
+
+
+def test_a_method_with_nested_bot_defaults_is_journalled_and_replays_with_them() -> None:
+    """A staff reply copied to the buyer as a reply (``ReplyParameters.quote_parse_mode`` is a ``Default``)
+    failed to serialise, so the relay to the buyer was lost."""
+    from aiogram.client.default import Default
+    from aiogram.methods import CopyMessage
+    from aiogram.types import ReplyParameters
+
+    from bot.journal import method_from_json
+
+    method = CopyMessage(
+        chat_id=1, from_chat_id=2, message_id=3, reply_parameters=ReplyParameters(message_id=5)
+    )
+    data = method_json(method)
+    assert "quote_parse_mode" not in data and "parse_mode" not in data
+    replayed = method_from_json("CopyMessage", data)
+    assert isinstance(replayed, CopyMessage) and replayed.reply_parameters is not None
+    assert replayed.reply_parameters.message_id == 5
+    assert isinstance(replayed.reply_parameters.quote_parse_mode, Default)
