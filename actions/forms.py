@@ -24,7 +24,7 @@ from actions.base import ActionDeps, BuyerNotLinked, human_button, make_turn
 from actions.context import Language, language_of, latest_entity, normalise_order_id
 from actions.digressions import answer_digression
 from actions.order_status import UNDELIVERED, suggest_order_ids
-from actions.repair import Reading, Turn, Verdict, read_turn
+from actions.repair import ID_LIKE, Reading, Turn, Verdict, read_turn
 from actions.texts import (
     ACCOUNT_RULES,
     ACCOUNT_WHAT,
@@ -62,7 +62,6 @@ ORDER_DEPENDENT = ("account", "region", "fix_confirm", "restore_confirm", "cance
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 DIGITS_5_12 = re.compile(r"^\d{5,12}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
-ID_LIKE = re.compile(r"[kK][mM][\s\-#]*[0-9OoIlL\s\-]{8,18}|\b[0-9OoIlL]{10,15}\b")
 
 
 def reason_tag(turn: Turn) -> str:
@@ -198,6 +197,8 @@ class RepairingForm(FormValidationAction):  # type: ignore[misc]
             return exit_form(f"switch:{reading.intent}", slot)
         if verdict is Verdict.ASK_CANCEL_OR_STOP:
             return ask_again(slot, "cancel_or_stop")
+        if verdict is Verdict.REPEAT:
+            return ask_again(slot, "repeat")
         if verdict is Verdict.DIGRESS:
             await answer_digression(reading.intent, dispatcher, tracker, self.deps)
             return ask_again(slot, "digressed")

@@ -12,6 +12,7 @@ Nothing here looks at words: the NLU reads the message, this module reads the si
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -47,6 +48,15 @@ DIGRESSIONS = frozenset(
     }
 )
 MISSES = frozenset({"out_of_scope", "nlu_fallback"})
+# The form each request starts: the same request again inside that form ("/orders" while it lists the orders)
+# is the question asked again, not a message we failed to understand.
+FORM_OF_INTENT: dict[str, str] = {
+    **FLOW_TARGETS,
+    "order_status": "order_status_form",
+    "merchant_rating": "merchant_rating_form",
+}
+# Something typed like an order number, perhaps mistyped (l/O for 1/0, spaces): the validator matches it.
+ID_LIKE = re.compile(r"[kK][mM][\s\-#]*[0-9OoIlL\s\-]{8,18}|\b[0-9OoIlL]{10,15}\b")
 # Below this the intent is a guess: free text (an account, a region, a reason) is then taken as the answer.
 CONFIDENT = 0.6
 
@@ -59,6 +69,7 @@ class Verdict(StrEnum):
     SWITCH = "switch"  # another flow: end this form, start that one
     ASK_CANCEL_OR_STOP = "ask_cancel_or_stop"  # a bare "取消" inside another flow: cancel the order, or stop?
     DIGRESS = "digress"  # another question: answer it, then ask again
+    REPEAT = "repeat"  # the form's own request again, without an answer: ask the question again, plainly
     UNCLEAR = "unclear"  # cannot be placed: one clarifying question, then a non-destructive end
 
 
@@ -146,6 +157,8 @@ def _read_order_answer(form: str, turn: Turn) -> Reading:
     target = FLOW_TARGETS.get(intent)
     if target is not None and target != form:
         return Reading(Verdict.SWITCH, intent, target)
+    if FORM_OF_INTENT.get(intent) == form and not ID_LIKE.search(turn.text):
+        return Reading(Verdict.REPEAT, intent)  # "我的订单呢" / "/orders" while the form lists the orders
     if intent in DIGRESSIONS - {"order_status", "merchant_rating", "arrival_time", "refund_guarantee"}:
         return Reading(Verdict.DIGRESS, intent)
     if intent in ("arrival_time", "refund_guarantee") and not turn.refers_to_an_order:

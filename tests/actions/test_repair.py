@@ -320,6 +320,28 @@ async def test_a_mistyped_order_id_is_matched_against_the_buyers_orders(
     assert chat.slots["order_id"] == "KM20261127001"
 
 
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [("/order_status", "order_status"), ("我的订单呢", "order_status"), ("cancel", "cancel_order")],
+)
+async def test_the_forms_own_request_again_repeats_the_question_plainly(
+    actions_by_name: Actions, new_chat: NewChat, text: str, intent: str
+) -> None:
+    """Asking again for what the form does ("/orders" while it lists the orders) is not "I didn't understand"."""
+    form = "order_status_form" if intent == "order_status" else "cancel_form"
+    chat = new_chat()
+    chat.say(text, intent)
+    chat.activate(form)
+    await chat.run(actions_by_name[f"validate_{form}"])
+    assert chat.slots["requested_slot"] == "order_id"
+    chat.say(text, intent)
+    assert await chat.run(actions_by_name[f"validate_{form}"]) == []
+    assert chat.slots["requested_slot"] == "order_id" and chat.slots.get("flow_exit") is None
+    ask = "action_ask_order_id" if form == "order_status_form" else f"action_ask_{form}_order_id"
+    (question,) = await chat.run(actions_by_name[ask])
+    assert "没太明白" not in question["text"] and question["buttons"], question
+
+
 # ---------------------------------------------------------------- one key per action, honest confirmations
 
 

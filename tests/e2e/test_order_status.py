@@ -79,9 +79,18 @@ async def test_another_buyers_order_is_not_shown(
     stack: Stack, telegram: BotAPIDouble, bot: ManagedProcess
 ) -> None:
     buyer = demo_buyer(telegram)
-    telegram.user_sends_text(buyer, "帮我查下订单 KM20261127101 怎么样了")
+    telegram.user_sends_text(buyer, "帮我查下订单 KM20261127101 怎么样了")  # B1002's order
     reply = await telegram.wait_for_bot_message(buyer.id, timeout=60)
-    assert "没有在您的账号下找到订单 KM20261127101" in reply["text"], reply["text"]
+    text = reply["text"]
+    # "not found" (possibly offering the buyer's own look-alike KM20261127001), never the other buyer's order
+    assert "没找到「KM20261127101」" in text or "没有在您的账号下找到订单 KM20261127101" in text, text
+    assert not any(secret in text for secret in ("上海电信", "13300001111", "话费", "已付款")), text
+    offered = [
+        b["callback_data"]
+        for row in (reply.get("reply_markup") or {}).get("inline_keyboard", [])
+        for b in row
+    ]
+    assert not any("KM20261127101" in data for data in offered), offered
 
 
 async def test_without_order_id_the_bot_offers_recent_orders(
