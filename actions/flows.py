@@ -15,6 +15,7 @@ from actions.escalation import ActionEscalate
 from actions.exits import CANCEL_SLOTS, FIX_SLOTS, REPAIR_SLOTS, FormSubmitAction, escalate_late_refund
 from actions.forms import SAVEABLE_REASONS
 from actions.order_status import UNDELIVERED, describe_order, money, promise_text, refund_is_late
+from actions.repair import Turn as ReadTurn
 from actions.texts import (
     ACCOUNT_WHAT,
     BUTTONS,
@@ -316,6 +317,11 @@ class ActionSubmitRestore(FormSubmitAction):
         return "other"
 
 
+def _states_a_cancel_reason(tracker: Tracker) -> bool:
+    """Whether the latest message says why the buyer wants out (the reason classifier's reading)."""
+    return ReadTurn.of(tracker).entities.get("cancel_reason") in CANCEL_REASON_TAGS
+
+
 class ActionSubmitRefund(FormSubmitAction):
     """A refund request, answered by the order's state: the guarantee, cancelling, or a platform request."""
 
@@ -339,6 +345,10 @@ class ActionSubmitRefund(FormSubmitAction):
             dispatcher.utter_message(text=describe_order(order, language, self.deps.timezone))
             if refund_is_late(order):
                 return done(order_id) + await escalate_late_refund(self.deps, dispatcher, tracker, order)
+        elif order.state in UNDELIVERED and _states_a_cancel_reason(tracker):
+            # "取消 KM…，退款，手机号填错了": before delivery a refund is a cancellation, and the buyer said why;
+            # the cancel form takes that reason and offers the fix (or the read-back) instead of a bare choice
+            return [*done(order_id), FollowupAction("cancel_form")]
         elif order.state in UNDELIVERED:
             promise = promise_text(order, language, self.deps.timezone)
             dispatcher.utter_message(

@@ -69,7 +69,7 @@ def reason_tag(turn: Turn) -> str:
     tag = turn.entities.get("cancel_reason")
     if tag in CANCEL_REASON_TAGS:
         return tag
-    return REASON_BY_INTENT.get(turn.intent, "other")
+    return REASON_BY_INTENT.get(turn.intent, "other") if turn.confident else "other"
 
 
 def payment_issue_from(text: str, entities: dict[str, str]) -> str:

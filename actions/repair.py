@@ -134,6 +134,8 @@ def read_turn(form: str, slot: str, turn: Turn, form_order: str | None) -> Readi
     intent = turn.intent
     if intent == "human_handoff":
         return Reading(Verdict.HANDOFF, intent)
+    if slot == "cancel_reason" and "cancel_reason" in turn.entities and intent != "keep_order":
+        return Reading(Verdict.VALUE, intent)  # "不想要了" answering "why?" is the reason, not a stop
     if intent in ("stop", "goodbye"):
         return Reading(Verdict.KEEP if form == "cancel_form" else Verdict.STOP, intent)
     if intent == "keep_order":
@@ -169,11 +171,11 @@ def _read_order_answer(form: str, turn: Turn) -> Reading:
 def _read_cancel_answer(slot: str, turn: Turn) -> Reading:
     intent = turn.intent
     if slot == "cancel_reason":
-        if intent in ("greet", "thank", "bot_identity", "handoff_wait"):
+        if intent in ("greet", "thank", "bot_identity", "handoff_wait") and turn.confident:
             return Reading(Verdict.DIGRESS, intent)
-        if intent in ("affirm", "deny") and "cancel_reason" not in turn.entities:
-            return Reading(Verdict.UNCLEAR, intent)
-        return Reading(Verdict.VALUE, intent)  # whatever else it says is why
+        if intent == "affirm":
+            return Reading(Verdict.UNCLEAR, intent)  # "ok" to "may I ask why?": the reason is still to come
+        return Reading(Verdict.VALUE, intent)  # whatever else it says is why; "不方便说" / "no" is `other`
     if slot == "cancel_decision":
         if intent in (
             "cancel_order",

@@ -29,6 +29,7 @@ def _slim(parsed: dict[str, Any], latency_ms: float) -> dict[str, Any]:
             }
             for entity in parsed.get("entities") or []
         ],
+        "cancel_reason": parsed.get("cancel_reason"),  # the reason classifier's own field
         "latency_ms": latency_ms,
     }
 

@@ -96,8 +96,8 @@ _EN_BEFORE = re.compile(r"\b(by|before|until|till|expected(?: at)?|at the latest
 _TOMORROW = re.compile(r"明天|明日|次日|tomorrow", re.I)
 # a sentence that says the time has already passed reports a fact, it does not promise anything
 _ALREADY_LATE = re.compile(
-    r"已超时|已经超时|已逾期|已过|超时了|(?:min(?:ute)?s?|hours?|h) (?:late|overdue)|is (?:late|overdue)|"
-    r"already (?:late|overdue)|overdue by|missed|has passed",
+    r"已超时|已经超时|已逾期|已过|超时了|已经晚了|原定|(?:min(?:ute)?s?|hours?|h) (?:late|overdue)|"
+    r"is (?:late|overdue)|already (?:late|overdue)|overdue by|missed|has passed|was due",
     re.I,
 )
 _SENTENCE_END = re.compile(r"[。！？!?\n]|\.(?:\s|$)")

@@ -112,3 +112,25 @@ async def test_a_failed_order_gets_a_refund_request_on_the_platform(
     )
     assert found, reply["text"]
     assert (await platform.get_order("B1001", order_id)).state == "refunded"
+
+
+async def test_a_refund_before_delivery_that_says_why_goes_to_the_cancel_form(
+    actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
+) -> None:
+    """ "取消 KM…，退款，手机号填错了" was answered "wait or cancel": the wrong account was never offered a fix."""
+    chat = new_chat()
+    chat.say(
+        "取消KM20261127001，退款，账号填错了",
+        "request_refund",
+        entities=[
+            {"entity": "order_id", "value": "KM20261127001"},
+            {"entity": "cancel_reason", "value": "wrong_account"},
+        ],
+    )
+    chat.activate("refund_form")
+    await chat.run(actions_by_name["validate_refund_form"])
+    assert await chat.run(actions_by_name["action_submit_refund"]) == []  # the cancel form speaks next
+    assert {"event": "followup", "name": "cancel_form"} in [
+        {"event": e.get("event"), "name": e.get("name")} for e in chat.returned
+    ]
+    assert (await platform.get_order("B1001", "KM20261127001")).state == "processing"

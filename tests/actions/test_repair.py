@@ -342,6 +342,40 @@ async def test_the_forms_own_request_again_repeats_the_question_plainly(
     assert "没太明白" not in question["text"] and question["buttons"], question
 
 
+@pytest.mark.parametrize(
+    ("text", "intent", "confidence", "reason", "tag"),
+    [
+        ("不想玩这个游戏了", "stop", 0.89, "demand_changed", "demand_changed"),  # a reason, not "stop here"
+        ("不方便说", "deny", 0.9, None, "other"),  # declining to say why
+        ("私人原因", "bot_identity", 0.46, None, "other"),  # a weak misreading is not a digression
+        ("家里的事", "order_status", 0.41, None, "other"),  # nor an "order status → too slow" guess
+    ],
+)
+async def test_the_answer_to_why_is_the_reason_whatever_else_the_nlu_reads_into_it(
+    actions_by_name: Actions,
+    new_chat: NewChat,
+    platform: PlatformClient,
+    text: str,
+    intent: str,
+    confidence: float,
+    reason: str | None,
+    tag: str,
+) -> None:
+    """Simulated buyers were asked "why?" three times in a row, or had the order kept, for such answers."""
+    chat = new_chat()
+    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["requested_slot"] == "cancel_reason"
+    entities = [{"entity": "cancel_reason", "value": reason}] if reason else []
+    chat.say(text, intent, entities=entities, confidence=confidence)
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["cancel_reason"] == tag
+    assert chat.slots.get("flow_exit") is None and chat.slots.get("cancel_decision") != "keep"
+    assert chat.slots["requested_slot"] == "cancel_confirm"  # the read-back, nothing cancelled yet
+    assert (await platform.get_order("B1001", "KM20261127001")).state == "processing"
+
+
 # ---------------------------------------------------------------- one key per action, honest confirmations
 
 

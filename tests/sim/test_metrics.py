@@ -59,6 +59,8 @@ def test_a_past_time_stated_as_coming_is_untrue(text: str) -> None:
         "预计 11-28 08:10 前到账",  # another (future) date
         "承诺到账 08:10 前（话费充值 10 分钟内），已超时 38 分钟。",  # a broken promise said to be broken
         "Promised by 08:10 (phone top-up: within 10 min), now 38 min late.",
+        "订单 KM20261127008 的超时退款原定 08:10 前到账，现在已经晚了，这不应该发生。",  # a late refund said late
+        "The refund for order KM20261127008 was due by 08:10 and is late - that should not happen.",
     ],
 )
 def test_future_and_past_tense_times_are_fine(text: str) -> None:
