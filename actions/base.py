@@ -171,4 +171,6 @@ class AskAction(PlatformAction):
             return cleared
         if prompt == "unclear":
             dispatcher.utter_message(text=message("repair_unclear", turn.language))
+        elif prompt == "reason_unclear":
+            dispatcher.utter_message(text=message("reason_unclear", turn.language))
         return cleared + await self.ask(dispatcher, tracker, domain, turn)

@@ -24,7 +24,7 @@ from actions.base import ActionDeps, BuyerNotLinked, human_button, make_turn
 from actions.context import Language, language_of, latest_entity, normalise_order_id
 from actions.digressions import answer_digression
 from actions.order_status import UNDELIVERED, suggest_order_ids
-from actions.repair import ID_LIKE, Reading, Turn, Verdict, read_turn
+from actions.repair import ID_LIKE, STRONG_REASON, Reading, Turn, Verdict, read_turn
 from actions.texts import (
     ACCOUNT_RULES,
     ACCOUNT_WHAT,
@@ -67,9 +67,12 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 def reason_tag(turn: Turn) -> str:
     """The cancel reason of a message: the classifier's entity (or a button's), else by intent, else other."""
     tag = turn.entities.get("cancel_reason")
+    by_intent = REASON_BY_INTENT.get(turn.intent) if turn.confident else None
+    if tag == "other" and by_intent and turn.reason_confidence < STRONG_REASON:
+        return by_intent  # "pay button doesn't work": a confident payment_problem beats a weak "other"
     if tag in CANCEL_REASON_TAGS:
         return tag
-    return REASON_BY_INTENT.get(turn.intent, "other") if turn.confident else "other"
+    return by_intent or "other"
 
 
 def payment_issue_from(text: str, entities: dict[str, str]) -> str:
@@ -210,7 +213,8 @@ class RepairingForm(FormValidationAction):  # type: ignore[misc]
         """One clarifying question; a second message we cannot place ends the form without changing anything."""
         if tracker.get_slot("repair_unclear"):
             return self.give_up(slot)
-        return ask_again(slot, "unclear", SlotSet("repair_unclear", 1.0))
+        prompt = "reason_unclear" if slot == "cancel_reason" else "unclear"
+        return ask_again(slot, prompt, SlotSet("repair_unclear", 1.0))
 
     def give_up(self, slot: str) -> list[EventType]:
         return exit_form("unclear", slot, "repair_unclear")

@@ -59,6 +59,9 @@ FORM_OF_INTENT: dict[str, str] = {
 ID_LIKE = re.compile(r"[kK][mM][\s\-#]*[0-9OoIlL\s\-]{8,18}|\b[0-9OoIlL]{10,15}\b")
 # Below this the intent is a guess: free text (an account, a region, a reason) is then taken as the answer.
 CONFIDENT = 0.6
+# A reason this probable outweighs a "stop" reading ("不需要了" 0.98) where a bare "算了" / "never mind" gets a
+# weak guess (0.39-0.48 with the model of 2026-12-03): only then is an answer to "why?" not a way out.
+STRONG_REASON = 0.6
 
 
 class Verdict(StrEnum):
@@ -88,6 +91,7 @@ class Turn:
     confidence: float
     entities: dict[str, str]
     text: str
+    reason_confidence: float = 0.0  # the reason classifier's probability for entities["cancel_reason"]
 
     @classmethod
     def of(cls, tracker: Tracker) -> Turn:
@@ -100,13 +104,20 @@ class Turn:
                 entities[name] = value
         # the reason classifier's reading (nlu/kmbot_nlu/reasons.py); a button's reason entity wins
         reason = latest.get("cancel_reason")
-        if isinstance(reason, dict) and isinstance(reason.get("value"), str):
-            entities.setdefault("cancel_reason", reason["value"])
+        reason_confidence = 1.0 if "cancel_reason" in entities else 0.0
+        if (
+            "cancel_reason" not in entities
+            and isinstance(reason, dict)
+            and isinstance(reason.get("value"), str)
+        ):
+            entities["cancel_reason"] = reason["value"]
+            reason_confidence = float(reason.get("confidence") or 0.0)
         return cls(
             intent=str(intent.get("name") or "nlu_fallback"),
             confidence=float(intent.get("confidence") or 0.0),
             entities=entities,
             text=str(latest.get("text") or ""),
+            reason_confidence=reason_confidence,
         )
 
     @property
@@ -123,6 +134,12 @@ class Turn:
         return "order_id" in self.entities or "order_ref" in self.entities
 
     @property
+    def asks_in_general(self) -> bool:
+        """About a kind of product, a carrier or a time of day, and not about an order."""
+        general = any(name in self.entities for name in ("product_kind", "carrier", "time_of_day"))
+        return general and not self.refers_to_an_order
+
+    @property
     def is_short(self) -> bool:
         """A message of a word or two: "取消", "cancel", "退出"."""
         stripped = self.text.strip()
@@ -134,8 +151,8 @@ def read_turn(form: str, slot: str, turn: Turn, form_order: str | None) -> Readi
     intent = turn.intent
     if intent == "human_handoff":
         return Reading(Verdict.HANDOFF, intent)
-    if slot == "cancel_reason" and "cancel_reason" in turn.entities and intent != "keep_order":
-        return Reading(Verdict.VALUE, intent)  # "不想要了" answering "why?" is the reason, not a stop
+    if slot == "cancel_reason" and turn.reason_confidence >= STRONG_REASON and intent != "keep_order":
+        return Reading(Verdict.VALUE, intent)  # "不需要了" answering "why?" is the reason, not a stop
     if intent in ("stop", "goodbye"):
         return Reading(Verdict.KEEP if form == "cancel_form" else Verdict.STOP, intent)
     if intent == "keep_order":
@@ -171,11 +188,17 @@ def _read_order_answer(form: str, turn: Turn) -> Reading:
 def _read_cancel_answer(slot: str, turn: Turn) -> Reading:
     intent = turn.intent
     if slot == "cancel_reason":
+        if "cancel_reason" in turn.entities:
+            return Reading(Verdict.VALUE, intent)
         if intent in ("greet", "thank", "bot_identity", "handoff_wait") and turn.confident:
             return Reading(Verdict.DIGRESS, intent)
-        if intent == "affirm":
-            return Reading(Verdict.UNCLEAR, intent)  # "ok" to "may I ask why?": the reason is still to come
-        return Reading(Verdict.VALUE, intent)  # whatever else it says is why; "不方便说" / "no" is `other`
+        if intent in ("arrival_time", "refund_guarantee") and turn.confident and turn.asks_in_general:
+            return Reading(Verdict.DIGRESS, intent)  # "电信话费晚上要多久": a question, not the reason
+        if intent in ("affirm", "deny"):
+            # "ok" (the reason is still to come), "不方便说" or "不是这个区的": ask once more, with the reasons
+            # as buttons and "other" among them; a second such answer records `other` (give_up)
+            return Reading(Verdict.UNCLEAR, intent)
+        return Reading(Verdict.VALUE, intent)  # whatever else it says is why
     if slot == "cancel_decision":
         if intent in (
             "cancel_order",

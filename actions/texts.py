@@ -318,6 +318,10 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "zh": "抱歉，我没太明白您的意思 🙏",
         "en": "Sorry, I didn't quite get that 🙏",
     },
+    "reason_unclear": {
+        "zh": "没关系，不方便细说也可以——点一个最接近的原因就好，都不是就选「其他原因」。",
+        "en": "No problem if you'd rather not go into it - just tap the closest reason below, or 'Other reason'.",
+    },
     "cancel_or_stop": {
         "zh": "您是想取消订单 {order_id}，还是不改了、保留订单？",
         "en": "Do you want to cancel order {order_id}, or stop here and keep it as it is?",

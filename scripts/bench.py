@@ -148,8 +148,9 @@ async def handoffs(double: BotAPIDouble, sandbox_url: str, samples: int) -> dict
         user = double.create_user(f"基准{n}", user_id=user_id, language_code="zh-hans")
         started = time.perf_counter()
         double.user_sends_text(user, "/human")
+        # the ticket's card opens with 🎫 (the previous ticket's "/close" answer names a 工单 too)
         card = await double.wait_for_bot_message(
-            AGENTS_CHAT_ID, lambda m: new(m) and "工单" in str(m.get("text")), timeout=120
+            AGENTS_CHAT_ID, lambda m: new(m) and str(m.get("text")).startswith("🎫"), timeout=120
         )
         found["card"].append(time.perf_counter() - started)
         thread = int(card["message_thread_id"]) if card.get("is_topic_message") else None
@@ -167,6 +168,7 @@ async def handoffs(double: BotAPIDouble, sandbox_url: str, samples: int) -> dict
             found["to_buyer"].append(time.perf_counter() - sent)
             await asyncio.sleep(0.5)
         double.user_sends_text(agent, "/close", chat=AGENTS_CHAT_ID, message_thread_id=thread)
+        await double.wait_for_bot_message(user.id, lambda m: new(m) and bool(m.get("reply_markup")), timeout=60)
     return found
 
 

@@ -12,6 +12,8 @@ from typing import Final
 Bank = dict[str, list[str]]
 
 # --- opening a cancellation -----------------------------------------------------------------------------------
+# Plain requests state no reason: "不要了" / "don't want it anymore" is a reason (demand_changed), and a buyer
+# whose hidden reason is another one would be judged by words they never said.
 CANCEL_WITH_ID: Final[Bank] = {
     "zh": [
         "取消订单 {oid}",
@@ -19,7 +21,7 @@ CANCEL_WITH_ID: Final[Bank] = {
         "{oid}取消吧",
         "我要取消 {oid}",
         "麻烦把{oid}这单退了",
-        "{oid} 这单不要了 取消掉",
+        "{oid} 这单帮我取消掉",
         "能帮我取消一下{oid}吗",
         "订单{oid}申请取消",
         "{oid} 撤单",
@@ -29,7 +31,7 @@ CANCEL_WITH_ID: Final[Bank] = {
         "我想把 {oid} 取消了",
         "{oid} 可以取消不",
         "帮忙取消下订单 {oid}",
-        "{oid}  不要了，退单",
+        "{oid}  退单，谢谢",
         "取消 {oid} 快点",
     ],
     "en": [
@@ -44,7 +46,7 @@ CANCEL_WITH_ID: Final[Bank] = {
         "need to cancel {oid} asap",
         "cancle {oid}",
         "pls cancel order {oid} 🙏",
-        "{oid} i dont want it anymore, cancel",
+        "{oid} please cancel, thanks",
         "Could you cancel {oid} for me",
         "cancel the order {oid} and refund me",
         "how do i cancel {oid}? just cancel it",
@@ -57,14 +59,14 @@ CANCEL_NO_ID: Final[Bank] = {
         "我要取消订单",
         "取消订单",
         "帮我取消一下订单",
-        "这单不要了 取消吧",
+        "这单取消吧",
         "我想退单",
         "能取消吗",
         "我要撤单",
         "订单帮我取消掉",
         "怎么取消订单啊",
         "取消我刚下的那单",
-        "不想要了，取消",
+        "取消，谢谢",
         "我的单子取消一下😤",
         "请帮我取消订单谢谢",
         "我要取消刚才那个订单",

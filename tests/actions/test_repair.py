@@ -342,11 +342,82 @@ async def test_the_forms_own_request_again_repeats_the_question_plainly(
     assert "没太明白" not in question["text"] and question["buttons"], question
 
 
+@pytest.mark.parametrize("language", ["zh", "en"])
+async def test_a_stop_to_why_is_a_stop_even_with_a_weak_reason_guess(
+    actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient, language: str
+) -> None:
+    """ "算了吧 不改了" / "forget it" answering "why?": the classifier guesses a reason at 0.4; the order stays."""
+    chat = new_chat(language)
+    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    chat.say("算了吧 不改了" if language == "zh" else "forget it", "stop", confidence=1.0)
+    chat.latest_message["cancel_reason"] = {"value": "demand_changed", "confidence": 0.44}
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots.get("cancel_decision") == "keep" and chat.slots["requested_slot"] is None
+    assert (await platform.get_order("B1001", "KM20261127001")).state == "processing"
+
+
+async def test_a_general_question_asked_instead_of_why_is_answered_and_why_asked_again(
+    actions_by_name: Actions, new_chat: NewChat
+) -> None:
+    """ "晚上充电信话费要多久啊" answering "why?" became the reason arrival_too_slow and the save offer."""
+    chat = new_chat()
+    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    chat.say(
+        "晚上充电信话费要多久啊",
+        "arrival_time",
+        entities=[
+            {"entity": "carrier", "value": "telecom"},
+            {"entity": "time_of_day", "value": "night"},
+            {"entity": "product_kind", "value": "phone_topup"},
+        ],
+    )
+    (answer,) = await chat.run(actions_by_name["validate_cancel_form"])
+    assert "电信" in answer["text"] and chat.slots.get("cancel_reason") is None
+    assert chat.slots["requested_slot"] == "cancel_reason"
+
+
+async def test_a_weak_other_gives_way_to_a_confident_reason_intent(
+    actions_by_name: Actions, new_chat: NewChat
+) -> None:
+    """ "pay button doesn't work" (payment_problem 0.97, classifier "other" 0.38) was recorded as other."""
+    chat = new_chat("en")
+    chat.say("cancel KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    chat.say("pay button doesn't work", "payment_problem", confidence=0.97)
+    chat.latest_message["cancel_reason"] = {"value": "other", "confidence": 0.38}
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["cancel_reason"] == "payment_problem"
+
+
+async def test_declining_to_say_why_gets_the_reasons_as_buttons_once_then_other(
+    actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
+) -> None:
+    """ "不方便说" to "why?" was "抱歉，我没太明白" three times in a row; "other" is among the buttons."""
+    chat = new_chat()
+    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    chat.say("不方便说", "deny", confidence=0.9)
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["requested_slot"] == "cancel_reason"
+    hint, question = await chat.run(actions_by_name["action_ask_cancel_reason"])
+    assert "其他原因" in hint["text"] and "没太明白" not in hint["text"]
+    assert '/inform{"cancel_reason":"other"}' in [b["payload"] for b in question["buttons"]]
+    chat.say("就是不想说", "deny", confidence=0.8)
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["cancel_reason"] == "other" and chat.slots["requested_slot"] == "cancel_confirm"
+    assert (await platform.get_order("B1001", "KM20261127001")).state == "processing"
+
+
 @pytest.mark.parametrize(
     ("text", "intent", "confidence", "reason", "tag"),
     [
         ("不想玩这个游戏了", "stop", 0.89, "demand_changed", "demand_changed"),  # a reason, not "stop here"
-        ("不方便说", "deny", 0.9, None, "other"),  # declining to say why
         ("私人原因", "bot_identity", 0.46, None, "other"),  # a weak misreading is not a digression
         ("家里的事", "order_status", 0.41, None, "other"),  # nor an "order status → too slow" guess
     ],
@@ -367,8 +438,9 @@ async def test_the_answer_to_why_is_the_reason_whatever_else_the_nlu_reads_into_
     chat.activate("cancel_form")
     await chat.run(actions_by_name["validate_cancel_form"])
     assert chat.slots["requested_slot"] == "cancel_reason"
-    entities = [{"entity": "cancel_reason", "value": reason}] if reason else []
-    chat.say(text, intent, entities=entities, confidence=confidence)
+    chat.say(text, intent, confidence=confidence)
+    if reason:  # the reason classifier's own parse field, as Rasa hands it to the actions
+        chat.latest_message["cancel_reason"] = {"value": reason, "confidence": 0.89}
     await chat.run(actions_by_name["validate_cancel_form"])
     assert chat.slots["cancel_reason"] == tag
     assert chat.slots.get("flow_exit") is None and chat.slots.get("cancel_decision") != "keep"
