@@ -396,10 +396,9 @@ class ValidateCancelForm(OrderFormValidation):
         if turn.intent == "keep_order":
             return {"cancel_decision": "keep"}
         if turn.intent == "cancel_order" and "cancel_reason" not in turn.entities:
-            return {
-                "cancel_reason": "other",
-                "cancel_insisted": True,
-            }  # "就是要取消": the second clear cancel
+            # "就是要取消": the second clear cancel skips the read-back; a hesitant one ("还是不取消了…" read as
+            # cancel_order 0.62) gets the read-back, where "不取消" keeps the order
+            return {"cancel_reason": "other", "cancel_insisted": True if turn.decisive else None}
         return {"cancel_reason": reason_tag(turn)}
 
     async def extract_cancel_decision(
@@ -418,8 +417,9 @@ class ValidateCancelForm(OrderFormValidation):
     ) -> SlotValues:
         if tracker.get_slot("requested_slot") != "cancel_confirm":
             return {}
-        intent = Turn.of(tracker).intent
-        if intent in ("affirm", "cancel_order", "request_refund"):
+        turn = Turn.of(tracker)
+        intent = turn.intent
+        if intent in ("affirm", "cancel_order", "request_refund") and turn.decisive:
             return {"cancel_confirm": True}
         if intent in ("deny", "keep_order"):
             return {"cancel_confirm": False, "cancel_decision": "keep"}
@@ -457,7 +457,9 @@ def decision_from(turn: Turn, reason: str | None) -> SlotValues:
     if intent == "affirm":
         return {"cancel_decision": OFFER_YES.get(reason or "", "keep")}
     if intent == "cancel_order":
-        return {"cancel_decision": "cancel"}
+        return {
+            "cancel_decision": "cancel" if turn.decisive else "confirm"
+        }  # hesitant: the read-back decides
     if intent in ("deny", "request_refund"):
         return {"cancel_decision": "confirm"}
     return {}

@@ -62,6 +62,9 @@ CONFIDENT = 0.6
 # A reason this probable outweighs a "stop" reading ("不需要了" 0.98) where a bare "算了" / "never mind" gets a
 # weak guess (0.39-0.48 with the model of 2026-12-03): only then is an answer to "why?" not a way out.
 STRONG_REASON = 0.6
+# A step that cancels (the read-back's yes, a second "cancel" that skips it) needs an intent read this clearly:
+# "还是不取消了…" came out cancel_order 0.62 / keep_order 0.37, and must not cancel anything.
+DECISIVE = 0.8
 
 
 class Verdict(StrEnum):
@@ -128,6 +131,11 @@ class Turn:
     @property
     def confident(self) -> bool:
         return self.confidence >= CONFIDENT
+
+    @property
+    def decisive(self) -> bool:
+        """Clear enough to cancel on: a button, or an intent the NLU is sure of."""
+        return self.is_payload or self.confidence >= DECISIVE
 
     @property
     def refers_to_an_order(self) -> bool:
@@ -218,8 +226,12 @@ def _read_cancel_answer(slot: str, turn: Turn) -> Reading:
             return Reading(Verdict.DIGRESS, intent)
         return Reading(Verdict.UNCLEAR, intent)
     # cancel_confirm: the read-back
-    if intent in ("cancel_order", "request_refund", "affirm", "deny"):
+    if intent == "deny" or (intent in ("cancel_order", "request_refund", "affirm") and turn.decisive):
         return Reading(Verdict.VALUE, intent)
+    if intent in ("cancel_order", "request_refund", "affirm"):
+        return Reading(
+            Verdict.UNCLEAR, intent
+        )  # a hesitant yes is asked once more, then nothing is cancelled
     if intent in DIGRESSIONS:
         return Reading(Verdict.DIGRESS, intent)
     return Reading(Verdict.UNCLEAR, intent)

@@ -394,6 +394,33 @@ async def test_a_weak_other_gives_way_to_a_confident_reason_intent(
     assert chat.slots["cancel_reason"] == "payment_problem"
 
 
+async def test_a_hesitant_cancel_reading_never_cancels(
+    actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
+) -> None:
+    """ "还是不取消了…" (cancel_order 0.62, keep_order 0.37) answering "why?" skipped the read-back and cancelled."""
+    chat = new_chat()
+    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    chat.say(
+        "还是不取消了…",
+        "cancel_order",
+        confidence=0.62,
+        ranking=[("cancel_order", 0.62), ("keep_order", 0.37)],
+    )
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert not chat.slots.get("cancel_insisted") and chat.slots["requested_slot"] == "cancel_confirm"
+    chat.say(
+        "还是不取消了…",
+        "cancel_order",
+        confidence=0.62,
+        ranking=[("cancel_order", 0.62), ("keep_order", 0.37)],
+    )
+    await chat.run(actions_by_name["validate_cancel_form"])  # the read-back: a hesitant yes is not a yes
+    assert chat.slots.get("cancel_confirm") is not True and chat.active_loop == "cancel_form"
+    assert (await platform.get_order("B1001", "KM20261127001")).state == "processing"
+
+
 async def test_declining_to_say_why_gets_the_reasons_as_buttons_once_then_other(
     actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
 ) -> None:
