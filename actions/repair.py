@@ -241,6 +241,8 @@ def _read_other_answer(form: str, slot: str, turn: Turn) -> Reading:
     intent = turn.intent
     if _is_value(form, slot, turn):
         return Reading(Verdict.VALUE, intent)
+    if intent == "deny" and slot in ("account", "region") and turn.confident:
+        return Reading(Verdict.STOP, intent)  # "no, leave it" to "send the correct number": nothing to change
     target = FLOW_TARGETS.get(intent)
     if intent == "cancel_order" and turn.is_short and not turn.refers_to_an_order:
         return Reading(Verdict.ASK_CANCEL_OR_STOP, intent)

@@ -168,7 +168,9 @@ async def handoffs(double: BotAPIDouble, sandbox_url: str, samples: int) -> dict
             found["to_buyer"].append(time.perf_counter() - sent)
             await asyncio.sleep(0.5)
         double.user_sends_text(agent, "/close", chat=AGENTS_CHAT_ID, message_thread_id=thread)
-        await double.wait_for_bot_message(user.id, lambda m: new(m) and bool(m.get("reply_markup")), timeout=60)
+        await double.wait_for_bot_message(
+            user.id, lambda m: new(m) and bool(m.get("reply_markup")), timeout=60
+        )
     return found
 
 

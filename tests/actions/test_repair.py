@@ -394,6 +394,19 @@ async def test_a_weak_other_gives_way_to_a_confident_reason_intent(
     assert chat.slots["cancel_reason"] == "payment_problem"
 
 
+@pytest.mark.parametrize("field", ["account", "region"])
+async def test_a_no_to_the_new_value_ends_the_fix_form(
+    actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient, field: str
+) -> None:
+    """ "leave it" (deny) to "send the correct phone number" was "Sorry, I didn't quite get that"."""
+    chat = new_chat("en")
+    await start_fix(chat, actions_by_name, field)
+    chat.say("leave it", "deny", confidence=0.95)
+    await chat.run(actions_by_name["validate_fix_target_form"])
+    assert chat.slots["flow_exit"] == "stop" and chat.slots["requested_slot"] is None
+    assert (await platform.get_order("B1001", "KM20261127001")).recharge_target.account == "2876543210"
+
+
 async def test_a_hesitant_cancel_reading_never_cancels(
     actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
 ) -> None:
