@@ -161,8 +161,13 @@ def read_turn(form: str, slot: str, turn: Turn, form_order: str | None) -> Readi
         return Reading(Verdict.HANDOFF, intent)
     if slot == "cancel_reason" and turn.reason_confidence >= STRONG_REASON and intent != "keep_order":
         return Reading(Verdict.VALUE, intent)  # "不需要了" answering "why?" is the reason, not a stop
+    if slot == "order_id" and "order_id" in turn.entities and FLOW_TARGETS.get(intent, form) == form:
+        return Reading(Verdict.VALUE, intent)  # "KM…～" read as goodbye is still the order asked for
     if intent in ("stop", "goodbye"):
-        return Reading(Verdict.KEEP if form == "cancel_form" else Verdict.STOP, intent)
+        keeps = (
+            form == "cancel_form" and slot != "order_id"
+        )  # before an order is chosen there is none to keep
+        return Reading(Verdict.KEEP if keeps else Verdict.STOP, intent)
     if intent == "keep_order":
         if form == "cancel_form" or slot == "restore_confirm":
             return Reading(Verdict.VALUE, intent)

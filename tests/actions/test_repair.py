@@ -394,6 +394,32 @@ async def test_a_weak_other_gives_way_to_a_confident_reason_intent(
     assert chat.slots["cancel_reason"] == "payment_problem"
 
 
+async def test_an_order_id_answering_which_order_is_taken_whatever_the_intent(
+    actions_by_name: Actions, new_chat: NewChat
+) -> None:
+    """ "KM20261127001～" (read as goodbye) ended the cancel form in silence."""
+    chat = new_chat()
+    chat.say("我想退单", "cancel_order")
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["requested_slot"] == "order_id"
+    chat.say("KM20261127001～", "goodbye", entities=order_entity("KM20261127001"))
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["order_id"] == "KM20261127001" and chat.slots["requested_slot"] == "cancel_reason"
+
+
+async def test_a_stop_before_an_order_is_chosen_says_so(actions_by_name: Actions, new_chat: NewChat) -> None:
+    chat = new_chat()
+    chat.say("我想退单", "cancel_order")
+    chat.activate("cancel_form")
+    await chat.run(actions_by_name["validate_cancel_form"])
+    chat.say("算了", "stop", confidence=1.0)
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots["flow_exit"] == "stop"
+    (said,) = await chat.run(actions_by_name["action_submit_cancel"])
+    assert said["text"]
+
+
 @pytest.mark.parametrize("field", ["account", "region"])
 async def test_a_no_to_the_new_value_ends_the_fix_form(
     actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient, field: str
