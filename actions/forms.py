@@ -396,9 +396,9 @@ class ValidateCancelForm(OrderFormValidation):
         if turn.intent == "keep_order":
             return {"cancel_decision": "keep"}
         if turn.intent == "cancel_order" and "cancel_reason" not in turn.entities:
-            # "就是要取消": the second clear cancel skips the read-back; a hesitant one ("还是不取消了…" read as
-            # cancel_order 0.62) gets the read-back, where "不取消" keeps the order
-            return {"cancel_reason": "other", "cancel_insisted": True if turn.decisive else None}
+            # a second cancel: tapped, it skips the read-back; typed (a misread "不取消了 我等" came out
+            # cancel_order 0.97), the read-back asks first, where "不取消" keeps the order
+            return {"cancel_reason": "other", "cancel_insisted": True if turn.is_payload else None}
         return {"cancel_reason": reason_tag(turn)}
 
     async def extract_cancel_decision(
@@ -457,9 +457,8 @@ def decision_from(turn: Turn, reason: str | None) -> SlotValues:
     if intent == "affirm":
         return {"cancel_decision": OFFER_YES.get(reason or "", "keep")}
     if intent == "cancel_order":
-        return {
-            "cancel_decision": "cancel" if turn.decisive else "confirm"
-        }  # hesitant: the read-back decides
+        # only the [仍要取消] button skips the read-back: a typed "cancel" may be a misread "不取消了 我等"
+        return {"cancel_decision": "cancel" if turn.is_payload else "confirm"}
     if intent in ("deny", "request_refund"):
         return {"cancel_decision": "confirm"}
     return {}

@@ -354,8 +354,14 @@ async def test_still_cancelling_after_the_one_offer_cancels_with_the_reason(
     text, intent = answer
     chat.say(text, intent)
     assert await chat.run(actions_by_name["validate_cancel_form"]) == []  # no second offer
-    assert chat.slots["cancel_decision"] == "cancel"
-    assert chat.active_loop is None  # said twice, unambiguously: no read-back
+    if text.startswith("/"):  # the [仍要取消] button: said twice, unambiguously, no read-back
+        assert chat.slots["cancel_decision"] == "cancel"
+    else:  # typed (it could be a misread "不取消了 我等"): the read-back, answered yes
+        assert chat.slots["cancel_decision"] == "confirm"
+        assert chat.slots["requested_slot"] == "cancel_confirm"
+        chat.say("/affirm", "affirm", confidence=1.0)
+        assert await chat.run(actions_by_name["validate_cancel_form"]) == []
+    assert chat.active_loop is None
 
     reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
     assert reply["text"].startswith(f"已为您取消订单 KM20261127001（原因：{label}）。")

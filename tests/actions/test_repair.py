@@ -618,17 +618,21 @@ async def test_a_complaint_accusing_the_merchant_is_marked_for_platform_agents(
     assert ticket.reason == "merchant_fault"
 
 
-async def test_cancel_said_again_at_the_reason_question_cancels_without_a_read_back(
+async def test_cancel_said_again_at_the_reason_question_is_read_back_when_typed(
     actions_by_name: Actions, new_chat: NewChat, platform: PlatformClient
 ) -> None:
-    """Said twice, unambiguously: the insistence must survive rasa_sdk's filtering of extracted slots."""
+    """Said twice, unambiguously (the second time with the button): the insistence must survive rasa_sdk's
+    filtering of extracted slots. Typed, the second cancel gets the read-back (it may be a misread keep)."""
     chat = new_chat()
     chat.say("取消订单 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
     chat.activate("cancel_form")
     await chat.run(actions_by_name["validate_cancel_form"])
-    chat.say("别问了 就是要取消", "cancel_order")
+    chat.say("别问了 就是要取消", "cancel_order", confidence=0.99)
     await chat.run(actions_by_name["validate_cancel_form"])
-    assert chat.returned_slots()["cancel_insisted"] is True
+    assert chat.slots["requested_slot"] == "cancel_confirm" and not chat.slots.get("cancel_insisted")
+    chat.say("/cancel_order", "cancel_order", confidence=1.0)
+    await chat.run(actions_by_name["validate_cancel_form"])
+    assert chat.slots.get("cancel_confirm") is True
     assert chat.active_loop is None
     reply = only(await chat.run(actions_by_name["action_submit_cancel"]))
     assert reply["text"].startswith("已为您取消订单 KM20261127001（原因：其他原因）")
