@@ -36,6 +36,13 @@ async def cancel_until_offer(chat: Chat, actions: Actions, order_id: str, reason
     return only(await chat.run(actions[f"action_ask_{slot}"]))
 
 
+async def ask_why(chat: Chat, actions: Actions) -> None:
+    """'取消 KM20261127001': the cancel form asks why."""
+    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
+    chat.activate("cancel_form")
+    await chat.run(actions["validate_cancel_form"])
+
+
 async def start_fix(chat: Chat, actions: Actions, field: str = "account") -> None:
     intent = "wrong_account" if field == "account" else "wrong_region"
     chat.slots["fix_field"] = field
@@ -182,9 +189,7 @@ async def test_a_typed_reason_takes_the_classifiers_tag(
 ) -> None:
     """Issue 10: typed 别家便宜好几块 / 不想玩了 / 下了两单 became `other`; 商家说没货 became merchant_malicious."""
     chat = new_chat()
-    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
-    chat.activate("cancel_form")
-    await chat.run(actions_by_name["validate_cancel_form"])
+    await ask_why(chat, actions_by_name)
     chat.say("原因在这", intent, entities=entities)
     await chat.run(actions_by_name["validate_cancel_form"])
     assert chat.slots["cancel_reason"] == tag
@@ -348,9 +353,7 @@ async def test_a_stop_to_why_is_a_stop_even_with_a_weak_reason_guess(
 ) -> None:
     """ "算了吧 不改了" / "forget it" answering "why?": the classifier guesses a reason at 0.4; the order stays."""
     chat = new_chat(language)
-    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
-    chat.activate("cancel_form")
-    await chat.run(actions_by_name["validate_cancel_form"])
+    await ask_why(chat, actions_by_name)
     chat.say("算了吧 不改了" if language == "zh" else "forget it", "stop", confidence=1.0)
     chat.latest_message["cancel_reason"] = {"value": "demand_changed", "confidence": 0.44}
     await chat.run(actions_by_name["validate_cancel_form"])
@@ -363,9 +366,7 @@ async def test_a_general_question_asked_instead_of_why_is_answered_and_why_asked
 ) -> None:
     """ "晚上充电信话费要多久啊" answering "why?" became the reason arrival_too_slow and the save offer."""
     chat = new_chat()
-    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
-    chat.activate("cancel_form")
-    await chat.run(actions_by_name["validate_cancel_form"])
+    await ask_why(chat, actions_by_name)
     chat.say(
         "晚上充电信话费要多久啊",
         "arrival_time",
@@ -438,9 +439,7 @@ async def test_a_hesitant_cancel_reading_never_cancels(
 ) -> None:
     """ "还是不取消了…" (cancel_order 0.62, keep_order 0.37) answering "why?" skipped the read-back and cancelled."""
     chat = new_chat()
-    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
-    chat.activate("cancel_form")
-    await chat.run(actions_by_name["validate_cancel_form"])
+    await ask_why(chat, actions_by_name)
     chat.say(
         "还是不取消了…",
         "cancel_order",
@@ -465,9 +464,7 @@ async def test_declining_to_say_why_gets_the_reasons_as_buttons_once_then_other(
 ) -> None:
     """ "不方便说" to "why?" was "抱歉，我没太明白" three times in a row; "other" is among the buttons."""
     chat = new_chat()
-    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
-    chat.activate("cancel_form")
-    await chat.run(actions_by_name["validate_cancel_form"])
+    await ask_why(chat, actions_by_name)
     chat.say("不方便说", "deny", confidence=0.9)
     await chat.run(actions_by_name["validate_cancel_form"])
     assert chat.slots["requested_slot"] == "cancel_reason"
@@ -500,9 +497,7 @@ async def test_the_answer_to_why_is_the_reason_whatever_else_the_nlu_reads_into_
 ) -> None:
     """Simulated buyers were asked "why?" three times in a row, or had the order kept, for such answers."""
     chat = new_chat()
-    chat.say("取消 KM20261127001", "cancel_order", entities=order_entity("KM20261127001"))
-    chat.activate("cancel_form")
-    await chat.run(actions_by_name["validate_cancel_form"])
+    await ask_why(chat, actions_by_name)
     assert chat.slots["requested_slot"] == "cancel_reason"
     chat.say(text, intent, confidence=confidence)
     if reason:  # the reason classifier's own parse field, as Rasa hands it to the actions
